@@ -1,0 +1,51 @@
+"""Evaluate a candidate: train it, export it to ONNX, compile and time it per backend."""
+
+from evaluators.backends import (
+    BACKENDS,
+    Backend,
+    BackendOptions,
+    CompiledModel,
+    get_backend,
+)
+from evaluators.benchmark import Measurement, measure_onnx
+from evaluators.data import DATASETS, Dataset, load_dataset
+from evaluators.errors import (
+    BackendUnavailableError,
+    BenchmarkError,
+    CompileError,
+    DatasetError,
+    ExportError,
+    SettingsError,
+    TrainingError,
+)
+from evaluators.export import count_parameters, export_onnx
+from evaluators.timing import TimingSettings, TimingStats, time_model
+from evaluators.training import TrainingResult, TrainingSettings, train_and_evaluate
+
+__all__ = [
+    "BACKENDS",
+    "DATASETS",
+    "Backend",
+    "BackendOptions",
+    "BackendUnavailableError",
+    "BenchmarkError",
+    "CompileError",
+    "CompiledModel",
+    "Dataset",
+    "DatasetError",
+    "ExportError",
+    "Measurement",
+    "SettingsError",
+    "TimingSettings",
+    "TimingStats",
+    "TrainingError",
+    "TrainingResult",
+    "TrainingSettings",
+    "count_parameters",
+    "export_onnx",
+    "get_backend",
+    "load_dataset",
+    "measure_onnx",
+    "time_model",
+    "train_and_evaluate",
+]

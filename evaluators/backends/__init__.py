@@ -1,0 +1,29 @@
+"""Backends by name: the built-ins plus any published under ``paretonas.backends``.
+
+A third-party entry point names a ``Backend`` instance.
+"""
+
+from evaluators.backends.base import Backend, BackendOptions, CompiledModel
+from evaluators.backends.onnxruntime_backend import OnnxRuntimeBackend
+from evaluators.backends.openvino_backend import OpenVinoBackend
+from search_spaces.registry import Registry
+
+BACKENDS: Registry[Backend] = Registry("backend", entry_point_group="paretonas.backends")
+BACKENDS.register(OnnxRuntimeBackend.name, OnnxRuntimeBackend())
+BACKENDS.register(OpenVinoBackend.name, OpenVinoBackend())
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered as ``name``; unknown names fail listing the known ones."""
+    return BACKENDS.get(name)
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendOptions",
+    "CompiledModel",
+    "OnnxRuntimeBackend",
+    "OpenVinoBackend",
+    "get_backend",
+]

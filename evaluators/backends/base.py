@@ -1,0 +1,84 @@
+"""The backend protocol: compile an ONNX file for a device, then run it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evaluators.errors import SettingsError
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendOptions:
+    """How to compile: on which device, at which precision, with how many threads."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("device", "precision"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise SettingsError(f"BackendOptions.{name} must be a non-empty string, "
+                                    f"got {value!r}")
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
+            raise SettingsError(f"BackendOptions.threads must be an integer >= 1, "
+                                f"got {self.threads!r}")
+
+
+class CompiledModel(ABC):
+    """A model ready to run on its device. ``run`` must return only once the result is ready."""
+
+    @abstractmethod
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """Run one inference on ``inputs`` and return the first output as a numpy array."""
+
+    def synchronize(self) -> None:  # noqa: B027  (optional hook, no-op by default)
+        """Wait until queued device work is done (asynchronous devices override this)."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook, no-op by default)
+        """Release runtime resources."""
+
+
+class Backend(ABC):
+    """A runtime that compiles ONNX models: ONNX Runtime, OpenVINO, TensorRT, ...
+
+    Lifecycle: ``availability()`` says whether it can run here; ``compile()`` turns an
+    ONNX file into a ``CompiledModel`` (timed separately as compile time); the timing
+    loop in ``evaluators.timing`` then runs it. Heavy SDKs are imported inside
+    ``compile`` so that importing the registry never needs them.
+    """
+
+    name: str
+    devices: tuple[str, ...] = ("cpu",)
+    precisions: tuple[str, ...] = ("fp32",)
+
+    def unsupported(self, options: BackendOptions) -> str | None:
+        """Why ``options`` name a device or precision this backend lacks; ``None`` if none."""
+        if options.device not in self.devices:
+            return (f"{self.name} has no device {options.device!r}; "
+                    f"supported: {', '.join(self.devices)}")
+        if options.precision not in self.precisions:
+            return (f"{self.name} does not support precision {options.precision!r}; "
+                    f"supported: {', '.join(self.precisions)}")
+        return None
+
+    @abstractmethod
+    def availability(self, options: BackendOptions) -> str | None:
+        """``None`` if this backend can run with ``options`` here, else the reason it cannot."""
+
+    @abstractmethod
+    def compile(
+        self, onnx_path: Path, *, options: BackendOptions,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> CompiledModel:
+        """Compile ``onnx_path``; raise ``CompileError`` naming the cause on failure.
+
+        ``input_shape`` (batch first) is the shape ``run`` will get; backends that
+        compile for static shapes fix the model's dynamic axes to it. ``None`` keeps
+        the model's own shapes.
+        """

@@ -1,0 +1,108 @@
+"""OpenVINO: compile for a static input shape on CPU, GPU or NPU with the latency hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluators.backends.base import Backend, BackendOptions, CompiledModel
+from evaluators.errors import CompileError
+
+_DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+# our precision name -> (openvino element type name, OPTIMIZATION_CAPABILITIES entry)
+_PRECISIONS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16", "BF16")}
+_INSTALL_HINT = "`pip install openvino`"
+
+
+class OpenVinoModel(CompiledModel):
+    """One compiled model and a single ``InferRequest`` reused for synchronous inference."""
+
+    def __init__(self, compiled: Any) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        self._request.infer({0: inputs}, share_inputs=True, share_outputs=True)
+        return self._request.get_output_tensor(0).data.copy()
+
+
+class OpenVinoBackend(Backend):
+    """Latency hint, one stream, ``options.threads`` inference threads (CPU only).
+
+    ``precision`` sets ``INFERENCE_PRECISION_HINT``; fp16/bf16 are available only where
+    the device lists them in ``OPTIMIZATION_CAPABILITIES``.
+    """
+
+    name = "openvino"
+    devices = tuple(_DEVICES)
+    precisions = tuple(_PRECISIONS)
+
+    def availability(self, options: BackendOptions) -> str | None:
+        reason = self.unsupported(options)
+        if reason:
+            return reason
+        try:
+            import openvino
+        except ImportError as error:
+            return f"openvino is not installed ({error}); {_INSTALL_HINT}"
+        core = openvino.Core()
+        device = _DEVICES[options.device]
+        present = core.available_devices
+        if not any(name.split(".")[0] == device for name in present):
+            return (f"openvino sees no {device} device on this machine "
+                    f"(available: {', '.join(present) or 'none'})")
+        capabilities = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+        capability = _PRECISIONS[options.precision][1]
+        if capability not in capabilities:
+            return (f"openvino {device} does not support {options.precision} here "
+                    f"(capabilities: {', '.join(capabilities)})")
+        return None
+
+    def compile(
+        self, onnx_path: Path, *, options: BackendOptions,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> CompiledModel:
+        """Read with the ONNX frontend, fix the input to ``input_shape``, compile."""
+        reason = self.unsupported(options)
+        if reason:
+            raise CompileError(reason)
+        try:
+            import openvino
+        except ImportError as error:
+            raise CompileError(f"openvino is not installed ({error}); {_INSTALL_HINT}") from error
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+        from openvino.frontend import FrontEndManager
+
+        device = _DEVICES[options.device]
+        config: dict[Any, Any] = {
+            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            hints.inference_precision: getattr(openvino.Type, _PRECISIONS[options.precision][0]),
+            props.num_streams: 1,
+        }
+        if device == "CPU":
+            config[props.inference_num_threads] = options.threads
+        try:
+            frontend = FrontEndManager().load_by_framework("onnx")
+            model = frontend.convert(frontend.load(str(onnx_path)))
+            if len(model.inputs) != 1:
+                raise CompileError(f"openvino: {onnx_path} has {len(model.inputs)} inputs, "
+                                   f"expected 1")
+            if input_shape is not None:
+                model.reshape(list(input_shape))
+            compiled = openvino.Core().compile_model(model, device, config)
+            return OpenVinoModel(compiled)
+        except CompileError:
+            raise
+        except Exception as error:
+            raise CompileError(f"openvino: compiling {onnx_path} for {device} failed: "
+                               f"{_message(error)}") from error
+
+
+def _message(error: BaseException) -> str:
+    """OpenVINO's message without its ``Exception from <source file>`` trace lines."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("Exception from")]
+    return " ".join(kept) or type(error).__name__

@@ -1,0 +1,122 @@
+"""Train a candidate briefly on a dataset and measure its held-out accuracy (CPU, seeded)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from evaluators.data import Dataset
+from evaluators.errors import SettingsError, TrainingError
+
+_EVAL_BATCH_SIZE = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings:
+    """How to train a candidate: AdamW for ``epochs`` over the training split."""
+
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name, least in (("epochs", 1), ("batch_size", 1), ("threads", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise SettingsError(f"TrainingSettings.{name} must be an integer >= {least}, "
+                                    f"got {value!r}")
+        for name, positive in (("learning_rate", True), ("weight_decay", False)):
+            value = getattr(self, name)
+            if (not isinstance(value, int | float) or isinstance(value, bool)
+                    or not 0 <= value < math.inf or (positive and value == 0)):
+                raise SettingsError(f"TrainingSettings.{name} must be a finite number "
+                                    f"{'> 0' if positive else '>= 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """``accuracy`` on the held-out test split in [0, 1]; ``train_loss`` of the last epoch."""
+
+    accuracy: float
+    train_loss: float
+    train_seconds: float
+    epochs: int
+
+
+def train_and_evaluate(
+    model: nn.Module, dataset: Dataset, settings: TrainingSettings
+) -> TrainingResult:
+    """Train ``model`` in place on ``dataset``'s train split, then score its test split.
+
+    Deterministic on CPU: the same initial weights and ``settings.seed`` give the same
+    result. A trailing batch of one sample is skipped (batch norm cannot train on it).
+    The model is left in eval mode.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        torch.manual_seed(settings.seed)
+        train_x, train_y = torch.tensor(dataset.train_x), torch.tensor(dataset.train_y)
+        start = time.perf_counter()
+        loss = _train(model, train_x, train_y, settings)
+        train_seconds = time.perf_counter() - start
+        accuracy = _accuracy(model, torch.tensor(dataset.test_x), torch.tensor(dataset.test_y))
+    finally:
+        torch.set_num_threads(previous_threads)
+        model.eval()
+    return TrainingResult(accuracy=accuracy, train_loss=loss, train_seconds=train_seconds,
+                          epochs=settings.epochs)
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainingSettings
+           ) -> float:
+    """Run the epochs; return the last epoch's mean training loss."""
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        raise TrainingError("the model has no trainable parameters")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    criterion = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.train()
+    mean_loss = math.nan
+    for epoch in range(1, settings.epochs + 1):
+        order = torch.randperm(len(x), generator=generator)
+        total, seen = 0.0, 0
+        for batch in order.split(settings.batch_size):
+            if len(batch) < 2:
+                continue
+            try:
+                optimizer.zero_grad(set_to_none=True)
+                loss = criterion(model(x[batch]), y[batch])
+                loss.backward()
+                optimizer.step()
+            except (RuntimeError, ValueError) as error:  # RuntimeError includes OOM
+                raise TrainingError(f"training failed in epoch {epoch}: {error}") from error
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingError(f"training diverged in epoch {epoch}: loss is {value}; "
+                                    f"try a lower learning_rate")
+            total += value * len(batch)
+            seen += len(batch)
+        mean_loss = total / seen if seen else math.nan
+    return mean_loss
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    correct = 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), _EVAL_BATCH_SIZE):
+                logits = model(x[start:start + _EVAL_BATCH_SIZE])
+                correct += int((logits.argmax(dim=1) == y[start:start + _EVAL_BATCH_SIZE]).sum())
+    except RuntimeError as error:
+        raise TrainingError(f"evaluating the trained model failed: {error}") from error
+    return correct / len(x)

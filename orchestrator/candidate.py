@@ -1,0 +1,97 @@
+"""Evaluate one candidate end to end: build, train, export, time on every target."""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evaluators.data import load_dataset
+from evaluators.export import count_parameters, export_onnx
+from evaluators.training import TrainingSettings, train_and_evaluate
+from hardware_pool.pool import PoolClient
+from hardware_pool.worker import MeasureRequest
+from orchestrator.objectives import target_metric
+from search_spaces import InputSpec, SearchSpace
+from search_spaces.errors import ParetonasError
+
+
+class CandidateError(ParetonasError):
+    """A candidate failed at one stage (build, train, export, measure); names arch and cause."""
+
+
+@dataclass(frozen=True)
+class CandidateJob:
+    """Everything a trial needs besides the architecture; picklable, sent to every trial."""
+
+    space: str
+    space_options: dict[str, Any]
+    input_spec: InputSpec
+    dataset: str
+    training: TrainingSettings
+    pool: PoolClient
+    reserved_cores: dict[str, list[int]]
+    opset: int = 17
+
+
+def evaluate_candidate(
+    values: dict[str, Any], job: CandidateJob, *, space: SearchSpace, onnx_dir: Path
+) -> dict[str, float]:
+    """Return the candidate's metrics; raise ``CandidateError`` naming the failing stage."""
+    arch = space.architecture(values)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, fn: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        except ParetonasError as error:
+            raise CandidateError(f"candidate {arch.key} failed in {name}: {error}") from error
+        except Exception as error:  # user space code or a runtime crashed: keep the cause
+            raise CandidateError(
+                f"candidate {arch.key} failed in {name}: {type(error).__name__}: {error}"
+            ) from error
+        finally:
+            timings[f"time_{name}_s"] = time.perf_counter() - start
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(job.training.seed ^ zlib.crc32(arch.key.encode()))
+        return space.build(arch)
+
+    model = stage("build", build)
+    dataset = stage("data", lambda: load_dataset(job.dataset, seed=job.training.seed))
+    trained = stage("train", lambda: train_and_evaluate(model, dataset, job.training))
+    onnx_path = onnx_dir / f"{arch.key}.onnx"
+    stage("export", lambda: export_onnx(
+        model, example_input=space.example_input(1), path=onnx_path, candidate=arch.key,
+        opset=job.opset,
+    ))
+    request = MeasureRequest(arch.key, onnx_path.read_bytes(), job.input_spec.shape)
+    measurements = stage("measure", lambda: job.pool.measure_all(request))
+
+    metrics: dict[str, float] = {
+        "accuracy": trained.accuracy,
+        "train_loss": trained.train_loss,
+        "params": float(count_parameters(model)),
+        "onnx_mb": len(request.onnx_model) / 1e6,
+        **timings,
+    }
+    for target, measurement in measurements.items():
+        for name, value in measurement.as_metrics().items():
+            metrics[target_metric(name, target)] = float(value)
+        metrics[target_metric("latency_ms", target)] = measurement.median_ms
+        metrics[target_metric("latency_p90_ms", target)] = measurement.p90_ms
+    return metrics
+
+
+def pin_away_from(reserved_cores: dict[str, list[int]], node_id: str) -> None:
+    """Keep this process off the cores the pool's actors are pinned to on this node."""
+    reserved = set(reserved_cores.get(node_id, ()))
+    free = os.sched_getaffinity(0) - reserved
+    if reserved and free:
+        os.sched_setaffinity(0, free)

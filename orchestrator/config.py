@@ -1,0 +1,226 @@
+"""Search configuration: YAML -> validated, typed models. Errors name the YAML path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evaluators.backends import BACKENDS
+from evaluators.data import DATASETS
+from evaluators.timing import TimingSettings
+from evaluators.training import TrainingSettings
+from hardware_pool.target import Target
+from orchestrator.errors import ConfigError
+from orchestrator.objectives import Constraint, Objective, ObjectiveSet, known_metrics
+from orchestrator.searchers import SEARCHERS
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are refused with the list of allowed ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(map(str, data)) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(
+                    f"unknown key(s) {unknown}; allowed: {', '.join(sorted(cls.model_fields))}"
+                )
+        return data
+
+
+class SpaceConfig(Section):
+    name: str = Field(min_length=1, description="registered space name or module:attribute")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetConfig(Section):
+    name: str = "digits"
+
+    @model_validator(mode="after")
+    def _known(self) -> DatasetConfig:
+        if self.name not in DATASETS:
+            raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS.names())}")
+        return self
+
+
+class TrainingConfig(Section):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    threads: int = Field(1, ge=1)
+
+    def settings(self, seed: int) -> TrainingSettings:
+        return TrainingSettings(seed=seed, **self.model_dump())
+
+
+class TargetConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    backend: str
+    device: str = "cpu"
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
+    batch_size: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+    cores: list[int] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _known_backend(self) -> TargetConfig:
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS.names())}"
+            )
+        return self
+
+    def target(self) -> Target:
+        return Target(**{**self.model_dump(), "cores": None if self.cores is None else tuple(self.cores)})
+
+
+class TimingConfig(Section):
+    warmup_runs: int = Field(10, ge=0)
+    min_runs: int = Field(30, ge=1)
+    max_runs: int = Field(2000, ge=1)
+    min_seconds: float = Field(0.2, ge=0)
+    measure_timeout_s: float = Field(300.0, gt=0)
+
+    def settings(self) -> TimingSettings:
+        return TimingSettings(**self.model_dump(exclude={"measure_timeout_s"}))
+
+
+class BoundConfig(Section):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> BoundConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("give at least one of min, max")
+        return self
+
+
+class SearcherConfig(Section):
+    name: str = "nsga2"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> SearcherConfig:
+        if self.name not in SEARCHERS:
+            raise ValueError(f"unknown searcher {self.name!r}; known: {', '.join(SEARCHERS.names())}")
+        return self
+
+
+class BudgetConfig(Section):
+    candidates: int = Field(24, ge=1)
+    max_concurrent_trials: int = Field(1, ge=1)
+    trial_cpus: float = Field(1.0, gt=0)
+
+
+class RayConfig(Section):
+    address: str | None = Field(None, description="None: start Ray in-process; 'auto' or ray://...")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all)")
+
+
+class TrackingConfig(Section):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = Field("paretonas", min_length=1)
+    log_models: bool = True
+
+
+class SearchConfig(Section):
+    name: str = Field("search", min_length=1)
+    seed: int = 0
+    space: SpaceConfig
+    dataset: DatasetConfig = DatasetConfig()
+    training: TrainingConfig = TrainingConfig()
+    targets: list[TargetConfig] = Field(min_length=1)
+    timing: TimingConfig = TimingConfig()
+    objectives: dict[str, Literal["min", "max"]] = Field(min_length=1)
+    constraints: dict[str, BoundConfig] = Field(default_factory=dict)
+    searcher: SearcherConfig = SearcherConfig()
+    budget: BudgetConfig = BudgetConfig()
+    ray: RayConfig = RayConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    output_dir: str = "paretonas-results"
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SearchConfig:
+        names = [target.name for target in self.targets]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"targets: duplicate target name(s) {duplicates}")
+        known = known_metrics(names)
+        for section, metrics in (("objectives", self.objectives), ("constraints", self.constraints)):
+            for metric in metrics:
+                if metric not in known:
+                    raise ValueError(
+                        f"{section}.{metric}: unknown metric; known: {', '.join(known)}"
+                    )
+        return self
+
+    def objective_set(self) -> ObjectiveSet:
+        return ObjectiveSet(
+            objectives=tuple(Objective(m, d) for m, d in self.objectives.items()),
+            constraints=tuple(
+                Constraint(m, minimum=b.min, maximum=b.max) for m, b in self.constraints.items()
+            ),
+        )
+
+
+def parse_config(data: Any, *, source: str = "<config>") -> SearchConfig:
+    """Validate a loaded YAML document; every problem is reported with its YAML path."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"  {path}: {message}")
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
+
+
+def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """Read and validate a YAML config; ``overrides`` maps dotted paths to values."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value, source=str(path))
+    return parse_config(data, source=str(path))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``budget.candidates=8`` -> ("budget.candidates", 8); the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {error}") from None
+
+
+def _set_dotted(data: Any, dotted: str, value: Any, *, source: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {part} is not a mapping")
+    node[leaf] = value

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from evaluators import (
+    SettingsError,
+    TrainingError,
+    TrainingSettings,
+    load_dataset,
+    train_and_evaluate,
+)
+
+
+def small_mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_and_learns_digits() -> None:
+    data = load_dataset("digits", seed=0)
+    settings = TrainingSettings(epochs=4, seed=7)
+    threads = torch.get_num_threads()
+    model = small_mlp()
+    first = train_and_evaluate(model, data, settings)
+    second = train_and_evaluate(small_mlp(), data, settings)
+    assert first.accuracy == second.accuracy and first.train_loss == second.train_loss
+    assert first.accuracy > 0.85 and first.epochs == 4 and first.train_seconds > 0
+    assert not model.training
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("epochs", 0), ("epochs", 1.5), ("batch_size", -1), ("threads", 0), ("seed", -1),
+    ("learning_rate", 0.0), ("learning_rate", math.nan), ("weight_decay", -1e-4),
+    ("epochs", True),
+])
+def test_bad_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(SettingsError, match=rf"TrainingSettings\.{field}"):
+        TrainingSettings(**{field: value})
+
+
+def test_diverging_loss_names_the_epoch() -> None:
+    model = small_mlp()
+    with torch.no_grad():
+        model[1].weight.fill_(math.nan)
+    with pytest.raises(TrainingError, match="epoch 1"):
+        train_and_evaluate(model, load_dataset("digits", seed=0), TrainingSettings(epochs=1))
+    assert not model.training
+
+
+def test_runtime_error_becomes_training_error_with_cause() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(10, 10))  # digits have 64 features
+    with pytest.raises(TrainingError, match="epoch 1") as caught:
+        train_and_evaluate(model, load_dataset("digits", seed=0), TrainingSettings(epochs=1))
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_model_without_parameters_is_refused() -> None:
+    with pytest.raises(TrainingError, match="no trainable parameters"):
+        train_and_evaluate(nn.Flatten(), load_dataset("digits", seed=0), TrainingSettings())
