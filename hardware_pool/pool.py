@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from evaluators.benchmark import Measurement
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 
+from evaluators.benchmark import Measurement
 from evaluators.timing import TimingSettings
 from hardware_pool.errors import TargetUnavailableError
 from hardware_pool.target import Target

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluators.benchmark import Measurement, measure_onnx
-
 from evaluators.backends.base import BackendOptions
+from evaluators.benchmark import Measurement, measure_onnx
 from evaluators.timing import TimingSettings
 from hardware_pool.errors import TargetUnavailableError
 from hardware_pool.target import Target, resolve_cores

@@ -131,11 +131,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if failed:
         console.print(f"[yellow]{len(failed)} candidate(s) failed[/]; first: {failed[0].error}")
     console.print(f"hypervolume {result.summary.hypervolume:.4g} | wall {result.wall_seconds:.1f} s")
+    # soft_wrap: paths and commands stay on one line, ready to copy
     console.print(f"MLflow: {config.tracking.uri}, experiment {config.tracking.experiment!r}, "
-                  f"run {result.run_id}")
+                  f"run {result.run_id}", soft_wrap=True)
     if config.tracking.uri.startswith("sqlite:"):
-        console.print(f"  open it with: mlflow ui --backend-store-uri {config.tracking.uri}")
-    console.print(f"Ray Tune results: {result.output_dir}")
+        console.print(f"  open it with: mlflow ui --backend-store-uri {config.tracking.uri}",
+                      soft_wrap=True)
+    console.print(f"Ray Tune results: {result.output_dir}", soft_wrap=True)
     return 0
 
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from orchestrator.pareto import hypervolume, pareto_front_indices
 
 from orchestrator.objectives import ObjectiveSet
+from orchestrator.pareto import hypervolume, pareto_front_indices
 from orchestrator.records import TrialRecord
 
 

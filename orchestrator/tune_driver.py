@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import ray
 from ray import tune
@@ -32,16 +34,20 @@ from search_spaces import Architecture, InputSpec, SearchSpace, create_space
 
 
 class SearcherAdapter(TuneSearcher):
-    """Presents a paretonas ``Searcher`` (ask/tell) to Ray Tune as a Tune ``Searcher``."""
+    """Presents a paretonas ``Searcher`` (ask/tell) to Ray Tune as a Tune ``Searcher``.
+
+    It holds it as ``strategy``: Tune treats a ``searcher`` attribute as a wrapped
+    Tune searcher and walks into it.
+    """
 
     def __init__(self, searcher: Searcher, objectives: ObjectiveSet) -> None:
         super().__init__(metric=None, mode=None)
-        self.searcher = searcher
+        self.strategy = searcher
         self.objectives = objectives
         self._pending: dict[str, Architecture] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
-        arch = self.searcher.ask()
+        arch = self.strategy.ask()
         self._pending[trial_id] = arch
         return {"arch": arch.as_dict(), "arch_key": arch.key}
 
@@ -52,13 +58,21 @@ class SearcherAdapter(TuneSearcher):
         if arch is None:
             return
         if error or not result or any(name not in result for name in self.objectives.names):
-            self.searcher.tell_failure(arch, "trial failed" if error else "objectives missing")
+            self.strategy.tell_failure(arch, "trial failed" if error else "objectives missing")
             return
-        self.searcher.tell(
+        self.strategy.tell(
             arch,
             objectives=self.objectives.vector(result),
             violation=self.objectives.violation(result),
         )
+
+    def get_state(self) -> dict[str, Any]:
+        """Searcher state for Tune's experiment checkpoints (and so for resuming)."""
+        return {"strategy": self.strategy, "pending": dict(self._pending)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.strategy = state["strategy"]
+        self._pending = dict(state["pending"])
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,10 @@ class _RecordingCallback(tune.Callback):
         self.on_record = on_record
         self._started: dict[str, float] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config; the record sink (tracker, console) stays behind."""
+        return {**self.__dict__, "on_record": None}
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started[trial.trial_id] = time.perf_counter()
 
@@ -97,10 +115,14 @@ class _RecordingCallback(tune.Callback):
             if (name in _CANDIDATE_KEYS or "@" in name)
             and isinstance(value, int | float) and not isinstance(value, bool)
         }
-        key = trial.config.get("arch_key", "")
-        onnx = Path(trial.local_path or "", f"{key}.onnx")
-        self.on_record(self._record(trial, "completed", metrics=metrics,
-                                    onnx_path=str(onnx) if onnx.is_file() else None))
+        if trial.checkpoint is None:
+            self.on_record(self._record(trial, "completed", metrics=metrics))
+            return
+        # The trial's checkpoint holds its ONNX model, in Tune's (possibly remote) storage.
+        with trial.checkpoint.as_directory() as directory:
+            onnx = Path(directory, f"{trial.config['arch_key']}.onnx")
+            self.on_record(self._record(trial, "completed", metrics=metrics,
+                                        onnx_path=str(onnx) if onnx.is_file() else None))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.on_record(self._record(trial, "failed", error=_trial_error(trial)))
@@ -123,22 +145,30 @@ _CANDIDATE_KEYS = {
 
 
 def _trial_error(trial: Any) -> str:
-    """The cause of a failed trial in one line, without Ray's wrapping."""
-    error = trial.get_pickled_error()
-    cause = getattr(error, "cause", None) or error
-    if cause is not None:
-        text = str(cause).strip().splitlines()
-        return f"{type(cause).__name__}: {text[-1] if text else ''}"
-    text = (trial.get_error() or "unknown error").strip().splitlines()
-    return text[-1] if text else "unknown error"
+    """The cause of a failed trial in one line, without Ray's wrapping.
+
+    Read from the driver-side copies Tune has just written (the storage copies are
+    synced later).
+    """
+    pickled = trial.pickled_error_file
+    if pickled and Path(pickled).is_file():
+        error = cloudpickle.loads(Path(pickled).read_bytes())
+        cause = getattr(error, "cause", None) or error
+        lines = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
+    text = Path(trial.error_file).read_text() if trial.error_file else ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
 
 
 def _run_trial(config: dict[str, Any], job: CandidateJob) -> None:
     """The Tune trainable: one candidate per trial."""
     pin_away_from(job.reserved_cores, ray.get_runtime_context().get_node_id())
     space = _space_for(job.space, json.dumps(job.space_options, sort_keys=True), job.input_spec)
-    trial_dir = Path(tune.get_context().get_trial_dir())
-    tune.report(evaluate_candidate(config["arch"], job, space=space, onnx_dir=trial_dir))
+    with tempfile.TemporaryDirectory(prefix="paretonas-trial-") as directory:
+        metrics = evaluate_candidate(config["arch"], job, space=space, onnx_dir=Path(directory))
+        # Reported as a checkpoint so Tune persists the ONNX model to its storage.
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 @functools.lru_cache(maxsize=4)

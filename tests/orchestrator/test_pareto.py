@@ -86,7 +86,8 @@ def test_crowding_distance_on_a_line() -> None:
 def test_crowding_distance_with_zero_range_and_few_points() -> None:
     flat = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
     distance = crowding_distance(flat)
-    assert np.isfinite(distance[1]) and distance[1] == pytest.approx(1.0)
+    assert np.isinf(distance[[0, 2]]).all() and distance[1] == pytest.approx(1.0)
+    assert crowding_distance(np.ones((3, 2))).tolist() == [0.0, 0.0, 0.0]  # no arbitrary extremes
     assert np.isinf(crowding_distance(flat[:2])).all()
 
 

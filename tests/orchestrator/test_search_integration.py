@@ -99,7 +99,7 @@ def test_failing_candidates_are_recorded_and_search_goes_on(
     assert len(result.records) == 4
     assert failed and len(failed) < 4
     assert all(r.arch["ok"] is False for r in failed)
-    assert all("failed in export" in (r.error or "") for r in failed)
+    assert all("failed in export" in (r.error or "") for r in failed), [r.error for r in failed]
     statuses = {run.data.tags["paretonas.arch_key"]: run.info.status
                 for run in _children(config, result.run_id)}
     assert {statuses[r.arch.key] for r in failed} == {"FAILED"}

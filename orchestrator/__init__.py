@@ -1,0 +1,1 @@
+"""Search orchestration: config, searchers, Pareto logic, Tune driver, tracking, CLI."""
