@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,10 @@ from search_spaces.errors import ParetonasError
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=False)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes get whole tables, not 80-column ones
+        console = Console(width=160)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         return int(args.handler(args, console) or 0)
     except ParetonasError as error:

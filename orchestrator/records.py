@@ -20,6 +20,7 @@ class TrialRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     wall_seconds: float = 0.0
+    started_at: float = 0.0  # epoch seconds when Tune started the trial
     onnx_path: str | None = None
 
     @property

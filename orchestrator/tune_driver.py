@@ -100,14 +100,14 @@ class _RecordingCallback(tune.Callback):
     def __init__(self, space_name: str, on_record: Callable[[TrialRecord], None]) -> None:
         self.space_name = space_name
         self.on_record = on_record
-        self._started: dict[str, float] = {}
+        self._started: dict[str, tuple[float, float]] = {}  # trial id -> (epoch, perf counter)
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its run config; the record sink (tracker, console) stays behind."""
         return {**self.__dict__, "on_record": None}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._started[trial.trial_id] = time.perf_counter()
+        self._started[trial.trial_id] = (time.time(), time.perf_counter())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         metrics = {
@@ -128,12 +128,13 @@ class _RecordingCallback(tune.Callback):
         self.on_record(self._record(trial, "failed", error=_trial_error(trial)))
 
     def _record(self, trial: Any, status: str, **fields: Any) -> TrialRecord:
-        started = self._started.pop(trial.trial_id, time.perf_counter())
+        started_at, started = self._started.pop(trial.trial_id, (time.time(), time.perf_counter()))
         return TrialRecord(
             trial_id=trial.trial_id,
             arch=Architecture.from_dict(self.space_name, trial.config["arch"]),
             status=status,  # type: ignore[arg-type]
             wall_seconds=time.perf_counter() - started,
+            started_at=started_at,
             **fields,
         )
 
