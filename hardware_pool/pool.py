@@ -14,7 +14,7 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from evaluators.benchmark import Measurement
 from evaluators.timing import TimingSettings
 from hardware_pool.errors import TargetUnavailableError
-from hardware_pool.target import Target
+from hardware_pool.target import Target, group_by_device
 from hardware_pool.worker import DeviceWorker, MeasureRequest
 from search_spaces.errors import ParetonasError
 
@@ -109,20 +109,20 @@ class HardwarePool:
         self.max_restarts = max_restarts
         self.startup_timeout_s = startup_timeout_s
         self._actors: dict[str, Any] = {}  # device key -> actor
+        self._routes: dict[str, str] = {}  # target name -> device key
         self._placements: dict[str, tuple[str, tuple[int, ...]]] = {}  # device -> node, cores
 
     def start(self) -> HardwarePool:
-        by_device: dict[str, list[Target]] = defaultdict(list)
-        for target in self.targets:
-            by_device[target.device_key].append(target)
-        for key, targets in by_device.items():
-            resources = {"num_cpus": max(t.num_cpus for t in targets)}
+        for key, targets in group_by_device(self.targets).items():
+            cores = {core for t in targets for core in t.cores or ()}
+            resources = {"num_cpus": len(cores) or max(t.num_cpus for t in targets)}
             if targets[0].device.startswith("cuda"):
                 resources["num_gpus"] = 1
             actor_class = ray.remote(_RayDeviceWorker).options(
                 max_restarts=self.max_restarts, max_task_retries=0, **resources
             )
             self._actors[key] = actor_class.remote(targets, timing=self.timing)
+            self._routes.update({target.name: key for target in targets})
         for key, actor in self._actors.items():
             try:
                 self._placements[key] = ray.get(actor.placement.remote(),
@@ -144,7 +144,7 @@ class HardwarePool:
         if not self._actors:
             raise TargetUnavailableError("the hardware pool is not started")
         return PoolClient(
-            actors={t.name: self._actors[t.device_key] for t in self.targets},
+            actors={name: self._actors[key] for name, key in self._routes.items()},
             timeout_s=self.measure_timeout_s,
         )
 
@@ -165,6 +165,7 @@ class HardwarePool:
         for actor in self._actors.values():
             ray.kill(actor, no_restart=True)
         self._actors.clear()
+        self._routes.clear()
         self._placements.clear()
 
     def __enter__(self) -> HardwarePool:

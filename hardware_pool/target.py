@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hardware_pool.errors import TargetUnavailableError
@@ -15,7 +16,7 @@ class Target:
     ``cores`` pins the measuring actor to those CPU cores (``None``: no pinning);
     negative numbers count from the node's last core, so ``[-1]`` means "the last core"
     on whichever node the actor lands.
-    Targets with the same ``device_key`` share one device and so one actor: their
+    Targets on one device share one actor (see ``group_by_device``), so their
     measurements are serialised and never overlap.
     """
 
@@ -29,19 +30,46 @@ class Target:
 
     def __post_init__(self) -> None:
         if self.cores is not None:
-            object.__setattr__(self, "cores", tuple(sorted(set(self.cores))))
-
-    @property
-    def device_key(self) -> str:
-        """Identifies the physical device: ``cpu`` plus its cores, or ``cuda:0`` etc."""
-        if self.device == "cpu":
-            return "cpu" if self.cores is None else "cpu-" + "-".join(map(str, self.cores))
-        return self.device
+            cores = tuple(sorted(set(self.cores)))
+            if not cores or (min(cores) < 0 <= max(cores)):
+                raise TargetUnavailableError(
+                    f"target {self.name!r}: cores must be all >= 0 or all negative "
+                    f"(counted from the last core), got {list(self.cores)}"
+                )
+            object.__setattr__(self, "cores", cores)
 
     @property
     def num_cpus(self) -> int:
         """CPUs the measuring actor reserves from Ray's scheduler."""
         return len(self.cores) if self.cores is not None else self.threads
+
+
+def group_by_device(targets: Sequence[Target]) -> dict[str, list[Target]]:
+    """Targets that share hardware, keyed by a device name.
+
+    CPU targets whose core sets overlap (transitively) share a device, and so do
+    unpinned CPU targets; other devices group by name (``cuda:0``, ``npu``).
+    """
+    groups: list[tuple[str, set[int] | None, list[Target]]] = []
+    for target in targets:
+        cores = set(target.cores) if target.device == "cpu" and target.cores else None
+        merged: list[Target] = [target]
+        for group in [g for g in groups if g[0] == target.device and _overlap(g[1], cores)]:
+            groups.remove(group)
+            merged = group[2] + merged
+            if cores is not None and group[1] is not None:
+                cores |= group[1]
+        groups.append((target.device, cores, merged))
+    position = {target.name: index for index, target in enumerate(targets)}
+    return {
+        device if cores is None else f"{device}:" + ",".join(map(str, sorted(cores))):
+            sorted(members, key=lambda target: position[target.name])
+        for device, cores, members in groups
+    }
+
+
+def _overlap(first: set[int] | None, second: set[int] | None) -> bool:
+    return first == second if first is None or second is None else bool(first & second)
 
 
 def resolve_cores(cores: tuple[int, ...]) -> tuple[int, ...]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from evaluators.backends.base import BackendOptions
 from evaluators.benchmark import Measurement, measure_onnx
 from evaluators.timing import TimingSettings
-from hardware_pool.errors import TargetUnavailableError
 from hardware_pool.target import Target, resolve_cores
 
 
@@ -27,19 +26,16 @@ class MeasureRequest:
 class DeviceWorker:
     """Owns one device and the targets on it; measures one candidate at a time.
 
-    On construction it pins the process to the device's cores (if given) so timings
+    On construction it pins the process to its targets' cores (if given) so timings
     are not disturbed by the scheduler moving it around.
     """
 
     def __init__(self, targets: Sequence[Target], *, timing: TimingSettings) -> None:
-        keys = {target.device_key for target in targets}
-        if len(keys) != 1:
-            raise TargetUnavailableError(f"one worker owns one device, got {sorted(keys)}")
         self.targets = {target.name: target for target in targets}
         self.timing = timing
-        self.cores: tuple[int, ...] | None = None
-        if targets[0].cores is not None:
-            self.cores = resolve_cores(targets[0].cores)
+        specs = sorted({core for target in targets for core in target.cores or ()})
+        self.cores: tuple[int, ...] | None = resolve_cores(tuple(specs)) if specs else None
+        if self.cores is not None:
             os.sched_setaffinity(0, self.cores)
 
     def measure(self, target_name: str, request: MeasureRequest) -> Measurement:

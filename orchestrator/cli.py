@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParetonasError as error:
         if args.debug:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; finished trials are in the tracking store")

@@ -71,11 +71,14 @@ class TargetConfig(Section):
     cores: list[int] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
-    def _known_backend(self) -> TargetConfig:
+    def _checks(self) -> TargetConfig:
         if self.backend not in BACKENDS:
             raise ValueError(
                 f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS.names())}"
             )
+        if self.cores and min(self.cores) < 0 <= max(self.cores):
+            raise ValueError(f"cores must be all >= 0 or all negative (from the last core), "
+                             f"got {self.cores}")
         return self
 
     def target(self) -> Target:

@@ -7,16 +7,35 @@ import os
 import pytest
 
 from hardware_pool import Target, TargetUnavailableError
-from hardware_pool.target import resolve_cores
+from hardware_pool.target import group_by_device, resolve_cores
 
 
-def test_device_key_groups_targets_on_the_same_cores() -> None:
-    ort = Target(name="a", backend="onnxruntime", cores=(1,))
-    ov = Target(name="b", backend="openvino", cores=(1,))
-    other = Target(name="c", backend="openvino", cores=(0,))
-    assert ort.device_key == ov.device_key == "cpu-1"
-    assert other.device_key != ort.device_key
-    assert Target(name="g", backend="tensorrt", device="cuda:0").device_key == "cuda:0"
+def _names(groups: dict[str, list[Target]]) -> dict[str, list[str]]:
+    return {key: [t.name for t in targets] for key, targets in groups.items()}
+
+
+def test_targets_sharing_cores_share_a_device() -> None:
+    targets = [
+        Target(name="ort", backend="onnxruntime", cores=(1,)),
+        Target(name="ov", backend="openvino", cores=(1,)),
+        Target(name="other", backend="openvino", cores=(0,)),
+        Target(name="wide", backend="onnxruntime", cores=(2, 3)),
+        Target(name="bridge", backend="onnxruntime", cores=(1, 2)),  # joins {1} and {2, 3}
+        Target(name="free", backend="onnxruntime"),
+        Target(name="free2", backend="openvino"),
+        Target(name="gpu", backend="tensorrt", device="cuda:0"),
+    ]
+    assert _names(group_by_device(targets)) == {
+        "cpu:0": ["other"],
+        "cpu:1,2,3": ["ort", "ov", "wide", "bridge"],
+        "cpu": ["free", "free2"],
+        "cuda:0": ["gpu"],
+    }
+
+
+def test_cores_are_either_counted_from_the_start_or_from_the_end() -> None:
+    with pytest.raises(TargetUnavailableError, match="all >= 0 or all negative"):
+        Target(name="x", backend="onnxruntime", cores=(0, -1))
 
 
 def test_num_cpus_follows_cores_or_threads() -> None:

@@ -56,6 +56,8 @@ def test_defaults_fill_in() -> None:
         ({"searcher": {"name": "bayes"}}, "searcher: unknown searcher 'bayes'; known:"),
         ({"dataset": {"name": "imagenet"}}, "dataset: unknown dataset 'imagenet'; known: digits"),
         ({"constraints": {"accuracy": {}}}, "constraints.accuracy: give at least one of min, max"),
+        ({"targets": [{"name": "x", "backend": "openvino", "cores": [0, -1]}]},
+         "targets.0: cores must be all >= 0 or all negative"),
         ({"targets": [{"name": "a", "backend": "openvino"}, {"name": "a", "backend": "openvino"}]},
          "duplicate target name(s) ['a']"),
     ],
