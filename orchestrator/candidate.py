@@ -16,13 +16,10 @@ from evaluators.export import count_parameters, export_onnx
 from evaluators.training import TrainingSettings, train_and_evaluate
 from hardware_pool.pool import PoolClient
 from hardware_pool.worker import MeasureRequest
+from orchestrator.errors import CandidateError
 from orchestrator.objectives import target_metric
 from search_spaces import InputSpec, SearchSpace
 from search_spaces.errors import ParetonasError
-
-
-class CandidateError(ParetonasError):
-    """A candidate failed at one stage (build, train, export, measure); names arch and cause."""
 
 
 @dataclass(frozen=True)

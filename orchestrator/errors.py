@@ -13,5 +13,9 @@ class SearchError(ParetonasError):
     """The search itself could not run or finish."""
 
 
+class CandidateError(ParetonasError):
+    """A candidate failed at one stage (build, data, train, export, measure); names both."""
+
+
 class TrackingError(ParetonasError):
     """Results could not be written to or read from the tracking store."""
