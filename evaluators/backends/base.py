@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -56,6 +58,19 @@ class Backend(ABC):
     name: str
     devices: tuple[str, ...] = ("cpu",)
     precisions: tuple[str, ...] = ("fp32",)
+    #: The runtime's Python SDK (imported lazily) and how to install it.
+    sdk_module: str
+    install_hint: str
+
+    def load_sdk(self, options: BackendOptions) -> tuple[ModuleType | None, str | None]:
+        """``(sdk, None)`` if ``options`` are supported and the SDK imports, else ``(None, why)``."""
+        reason = self.unsupported(options)
+        if reason:
+            return None, reason
+        try:
+            return importlib.import_module(self.sdk_module), None
+        except ImportError as error:
+            return None, f"{self.sdk_module} is not installed ({error}); {self.install_hint}"
 
     def unsupported(self, options: BackendOptions) -> str | None:
         """Why ``options`` name a device or precision this backend lacks; ``None`` if none."""

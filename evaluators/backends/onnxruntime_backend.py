@@ -11,7 +11,6 @@ from evaluators.backends.base import Backend, BackendOptions, CompiledModel
 from evaluators.errors import CompileError
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-_INSTALL_HINT = "`pip install onnxruntime` (or onnxruntime-gpu for CUDA)"
 
 
 class OnnxRuntimeModel(CompiledModel):
@@ -31,15 +30,13 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     devices = tuple(_PROVIDERS)
     precisions = ("fp32",)
+    sdk_module = "onnxruntime"
+    install_hint = "`pip install onnxruntime` (or onnxruntime-gpu for CUDA)"
 
     def availability(self, options: BackendOptions) -> str | None:
-        reason = self.unsupported(options)
-        if reason:
+        onnxruntime, reason = self.load_sdk(options)
+        if onnxruntime is None:
             return reason
-        try:
-            import onnxruntime
-        except ImportError as error:
-            return f"onnxruntime is not installed ({error}); {_INSTALL_HINT}"
         provider = _PROVIDERS[options.device]
         available = onnxruntime.get_available_providers()
         if provider not in available:
@@ -52,14 +49,9 @@ class OnnxRuntimeBackend(Backend):
         input_shape: tuple[int, ...] | None = None,
     ) -> CompiledModel:
         """Create the session; ``input_shape`` is not needed (dynamic axes are kept)."""
-        reason = self.unsupported(options)
-        if reason:
+        onnxruntime, reason = self.load_sdk(options)
+        if onnxruntime is None:
             raise CompileError(reason)
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise CompileError(f"onnxruntime is not installed ({error}); {_INSTALL_HINT}"
-                               ) from error
 
         session_options = onnxruntime.SessionOptions()
         session_options.intra_op_num_threads = options.threads

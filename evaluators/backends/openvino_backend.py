@@ -13,7 +13,6 @@ from evaluators.errors import CompileError
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
 # our precision name -> (openvino element type name, OPTIMIZATION_CAPABILITIES entry)
 _PRECISIONS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16", "BF16")}
-_INSTALL_HINT = "`pip install openvino`"
 
 
 class OpenVinoModel(CompiledModel):
@@ -38,15 +37,13 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     devices = tuple(_DEVICES)
     precisions = tuple(_PRECISIONS)
+    sdk_module = "openvino"
+    install_hint = "`pip install openvino`"
 
     def availability(self, options: BackendOptions) -> str | None:
-        reason = self.unsupported(options)
-        if reason:
+        openvino, reason = self.load_sdk(options)
+        if openvino is None:
             return reason
-        try:
-            import openvino
-        except ImportError as error:
-            return f"openvino is not installed ({error}); {_INSTALL_HINT}"
         core = openvino.Core()
         device = _DEVICES[options.device]
         present = core.available_devices
@@ -65,13 +62,9 @@ class OpenVinoBackend(Backend):
         input_shape: tuple[int, ...] | None = None,
     ) -> CompiledModel:
         """Read with the ONNX frontend, fix the input to ``input_shape``, compile."""
-        reason = self.unsupported(options)
-        if reason:
+        openvino, reason = self.load_sdk(options)
+        if openvino is None:
             raise CompileError(reason)
-        try:
-            import openvino
-        except ImportError as error:
-            raise CompileError(f"openvino is not installed ({error}); {_INSTALL_HINT}") from error
         import openvino.properties as props
         import openvino.properties.hint as hints
         from openvino.frontend import FrontEndManager
