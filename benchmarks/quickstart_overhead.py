@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import statistics
 import tempfile
 import time
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("config", nargs="?", default=str(ROOT / "configs" / "quickstart.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     with tempfile.TemporaryDirectory(prefix="paretonas-bench-") as tmp:
         overrides = dict(map(parse_override, args.overrides))
         overrides.setdefault("tracking.uri", f"sqlite:///{tmp}/mlflow.db")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes get whole tables, not 80-column ones
         console = Console(width=160)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     try:
         return int(args.handler(args, console) or 0)
     except ParetonasError as error:
@@ -139,7 +141,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"MLflow: {config.tracking.uri}, experiment {config.tracking.experiment!r}, "
                   f"run {result.run_id}", soft_wrap=True)
     if config.tracking.uri.startswith("sqlite:"):
-        console.print(f"  open it with: mlflow ui --backend-store-uri {config.tracking.uri}",
+        beside = Path(sys.executable).parent / "mlflow"  # the venv's mlflow, if not on PATH
+        mlflow = "mlflow" if shutil.which("mlflow") == str(beside) or not beside.exists() else beside
+        console.print(f"  open it with: {mlflow} ui --backend-store-uri {config.tracking.uri}",
                       soft_wrap=True)
     console.print(f"Ray Tune results: {result.output_dir}", soft_wrap=True)
     return 0
