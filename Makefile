@@ -26,6 +26,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 benchmark: setup
 	$(PY) benchmarks/quickstart_overhead.py

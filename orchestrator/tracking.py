@@ -67,18 +67,19 @@ class MlflowTracker:
             )
         except Exception as error:
             raise TrackingError(f"cannot start an MLflow run at {self.uri}: {error}") from error
-        self.parent_run_id = run.info.run_id
-        self._log_params(self.parent_run_id, _flatten(config.model_dump(mode="json")))
-        self.client.log_text(self.parent_run_id, yaml.safe_dump(config.model_dump(mode="json"),
-                                                                sort_keys=False), "config.yaml")
-        return self.parent_run_id
+        run_id: str = run.info.run_id
+        self.parent_run_id = run_id
+        self._log_params(run_id, _flatten(config.model_dump(mode="json")))
+        self.client.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
+                             "config.yaml")
+        return run_id
 
     def log_trial(self, record: TrialRecord) -> None:
         from mlflow.entities import Metric
 
-        self._check_started()
+        experiment_id, parent_run_id = self._started()
         tags = {
-            "mlflow.parentRunId": self.parent_run_id,
+            "mlflow.parentRunId": parent_run_id,
             "paretonas.kind": "candidate",
             "paretonas.arch_key": record.arch.key,
             "paretonas.trial_id": record.trial_id,
@@ -87,7 +88,7 @@ class MlflowTracker:
         }
         if record.error:
             tags["paretonas.error"] = record.error[:5000]
-        run = self.client.create_run(self.experiment_id, run_name=record.arch.key, tags=tags)
+        run = self.client.create_run(experiment_id, run_name=record.arch.key, tags=tags)
         run_id = run.info.run_id
         self.child_runs[record.trial_id] = run_id
         self._log_params(run_id, {str(k): v for k, v in record.arch.as_dict().items()})
@@ -100,16 +101,16 @@ class MlflowTracker:
         self.client.set_terminated(run_id, "FINISHED" if record.ok else "FAILED")
 
     def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary) -> None:
-        self._check_started()
+        from mlflow.entities import Metric
+
+        _, parent_run_id = self._started()
         front_ids = {record.trial_id for record in summary.front}
         for record in records:
             run_id = self.child_runs.get(record.trial_id)
             if run_id is not None:
                 self.client.set_tag(run_id, FRONT_TAG, str(record.trial_id in front_ids).lower())
-        self.client.log_text(self.parent_run_id, front_csv(summary, self.child_runs),
+        self.client.log_text(parent_run_id, front_csv(summary, self.child_runs),
                              "pareto_front.csv")
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
         values = {
             "hypervolume": summary.hypervolume,
@@ -118,16 +119,18 @@ class MlflowTracker:
             "failed": sum(not r.ok for r in records),
             "feasible": summary.feasible,
         }
-        self.client.log_batch(self.parent_run_id,
+        self.client.log_batch(parent_run_id,
                               metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
 
     def end_search(self, status: str) -> None:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status)
 
-    def _check_started(self) -> None:
+    def _started(self) -> tuple[str, str]:
+        """(experiment id, parent run id) of the search in progress."""
         if self.parent_run_id is None or self.experiment_id is None:
             raise TrackingError("MlflowTracker: call start_search() before logging trials")
+        return self.experiment_id, self.parent_run_id
 
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import tempfile
 import time
@@ -189,7 +190,7 @@ def ray_session(config: SearchConfig) -> Iterator[None]:
         num_cpus=config.ray.num_cpus if config.ray.address is None else None,
         include_dashboard=False,
         log_to_driver=False,
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
     )
     try:
         yield

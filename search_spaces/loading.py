@@ -20,7 +20,7 @@ def register_space(name: str) -> Callable[[SpaceFactory], SpaceFactory]:
 
     def decorate(factory: SpaceFactory) -> SpaceFactory:
         if isinstance(factory, type):
-            factory.name = name
+            setattr(factory, "name", name)  # noqa: B010 (a SearchSpace class attribute)
         return SPACES.register(name, factory)
 
     return decorate
