@@ -16,6 +16,8 @@ from hardware_pool.target import Target
 from orchestrator.errors import ConfigError
 from orchestrator.objectives import Constraint, Objective, ObjectiveSet, known_metrics
 from orchestrator.searchers import SEARCHERS
+from search_spaces.errors import ParetonasError
+from search_spaces.loading import resolve_space_factory
 
 
 class Section(BaseModel):
@@ -38,6 +40,14 @@ class Section(BaseModel):
 class SpaceConfig(Section):
     name: str = Field(min_length=1, description="registered space name or module:attribute")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> SpaceConfig:
+        try:
+            resolve_space_factory(self.name)
+        except ParetonasError as error:
+            raise ValueError(str(error)) from None
+        return self
 
 
 class DatasetConfig(Section):
