@@ -25,12 +25,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.candidate import STAGES, stage_time_key
 from orchestrator.config import load_config, parse_override
 from orchestrator.tracking import MlflowTracker
 from orchestrator.tune_driver import run_search
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK_STAGES = ("build", "data", "train", "export", "measure")
 
 
 def main() -> None:
@@ -51,10 +51,10 @@ def main() -> None:
 
     done = [r for r in result.records if r.ok]
     stage_medians = {
-        stage: statistics.median(r.metrics[f"time_{stage}_s"] for r in done)
-        for stage in WORK_STAGES
+        stage: statistics.median(r.metrics[stage_time_key(stage)] for r in done)
+        for stage in STAGES
     }
-    work = [sum(r.metrics[f"time_{stage}_s"] for stage in WORK_STAGES) for r in done]
+    work = [sum(r.metrics[stage_time_key(stage)] for stage in STAGES) for r in done]
     overheads = [r.wall_seconds - w for r, w in zip(done, work, strict=True)]
     first_start = min(r.started_at for r in result.records)
     last_end = max(r.started_at + r.wall_seconds for r in result.records)

@@ -21,6 +21,21 @@ from orchestrator.objectives import target_metric
 from search_spaces import InputSpec, SearchSpace
 from search_spaces.errors import ParetonasError
 
+#: The stages of evaluating a candidate; each one's time is reported as ``time_<stage>_s``.
+STAGES = ("build", "data", "train", "export", "measure")
+#: Metrics a candidate reports besides per-target ones (``<metric>@<target>``) and timings.
+SCALAR_METRICS = ("accuracy", "train_loss", "params", "onnx_mb")
+
+
+def stage_time_key(stage: str) -> str:
+    return f"time_{stage}_s"
+
+
+def is_candidate_metric(name: str) -> bool:
+    """Whether ``name`` is one of ``evaluate_candidate``'s metrics (not one Tune adds)."""
+    return (name in SCALAR_METRICS or "@" in name
+            or name in {stage_time_key(stage) for stage in STAGES})
+
 
 @dataclass(frozen=True)
 class CandidateJob:
@@ -54,7 +69,7 @@ def evaluate_candidate(
                 f"candidate {arch.key} failed in {name}: {type(error).__name__}: {error}"
             ) from error
         finally:
-            timings[f"time_{name}_s"] = time.perf_counter() - start
+            timings[stage_time_key(name)] = time.perf_counter() - start
 
     def build() -> torch.nn.Module:
         torch.manual_seed(job.training.seed ^ zlib.crc32(arch.key.encode()))

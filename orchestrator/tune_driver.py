@@ -22,7 +22,12 @@ from ray.tune.search import Searcher as TuneSearcher
 
 from evaluators.data import load_dataset
 from hardware_pool.pool import HardwarePool
-from orchestrator.candidate import CandidateJob, evaluate_candidate, pin_away_from
+from orchestrator.candidate import (
+    CandidateJob,
+    evaluate_candidate,
+    is_candidate_metric,
+    pin_away_from,
+)
 from orchestrator.config import SearchConfig
 from orchestrator.errors import SearchError
 from orchestrator.front import FrontSummary, summarise_front
@@ -113,8 +118,8 @@ class _RecordingCallback(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         metrics = {
             name: float(value) for name, value in (trial.last_result or {}).items()
-            if (name in _CANDIDATE_KEYS or "@" in name)
-            and isinstance(value, int | float) and not isinstance(value, bool)
+            if is_candidate_metric(name) and isinstance(value, int | float)
+            and not isinstance(value, bool)
         }
         if trial.checkpoint is None:
             self.on_record(self._record(trial, "completed", metrics=metrics))
@@ -138,12 +143,6 @@ class _RecordingCallback(tune.Callback):
             started_at=started_at,
             **fields,
         )
-
-
-_CANDIDATE_KEYS = {
-    "accuracy", "train_loss", "params", "onnx_mb", "time_build_s", "time_data_s",
-    "time_train_s", "time_export_s", "time_measure_s",
-}
 
 
 def _trial_error(trial: Any) -> str:
