@@ -48,7 +48,9 @@ def group_by_device(targets: Sequence[Target]) -> dict[str, list[Target]]:
     """Targets that share hardware, keyed by a device name.
 
     CPU targets whose core sets overlap (transitively) share a device, and so do
-    unpinned CPU targets; other devices group by name (``cuda:0``, ``npu``).
+    unpinned CPU targets; other devices group by name (``cuda:0``, ``npu``). An
+    unpinned CPU target may run on any core, so mixing it with pinned ones can let
+    their timings overlap: pin every CPU target for clean numbers.
     """
     groups: list[tuple[str, set[int] | None, list[Target]]] = []
     for target in targets:
