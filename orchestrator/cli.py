@@ -8,12 +8,16 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from search_spaces.errors import ParetonasError
+
+if TYPE_CHECKING:
+    from orchestrator.config import SearchConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load(args: argparse.Namespace) -> SearchConfig:
     from orchestrator.config import load_config, parse_override
 
     return load_config(args.config, overrides=dict(map(parse_override, args.overrides)))

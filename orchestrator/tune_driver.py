@@ -32,7 +32,7 @@ from orchestrator.config import SearchConfig
 from orchestrator.errors import SearchError
 from orchestrator.front import FrontSummary, summarise_front
 from orchestrator.objectives import ObjectiveSet
-from orchestrator.records import TrialRecord
+from orchestrator.records import TrialRecord, TrialStatus
 from orchestrator.searchers import create_searcher
 from orchestrator.searchers.base import Searcher
 from orchestrator.tracking import Tracker
@@ -133,12 +133,12 @@ class _RecordingCallback(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.on_record(self._record(trial, "failed", error=_trial_error(trial)))
 
-    def _record(self, trial: Any, status: str, **fields: Any) -> TrialRecord:
+    def _record(self, trial: Any, status: TrialStatus, **fields: Any) -> TrialRecord:
         started_at, started = self._started.pop(trial.trial_id, (time.time(), time.perf_counter()))
         return TrialRecord(
             trial_id=trial.trial_id,
             arch=Architecture.from_dict(self.space_name, trial.config["arch"]),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             wall_seconds=time.perf_counter() - started,
             started_at=started_at,
             **fields,
