@@ -1,0 +1,12 @@
+"""The CLI's commands, one module per command group.
+
+Each module has ``register(commands)``, which adds its sub-parsers to the
+``paretonas`` parser and sets ``handler(args, console) -> int`` on each.
+"""
+
+from __future__ import annotations
+
+from orchestrator.commands import plugins, search
+
+#: Command modules in the order ``paretonas --help`` lists them.
+COMMAND_MODULES = [search, plugins]

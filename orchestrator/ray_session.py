@@ -1,0 +1,45 @@
+"""The Ray session a search runs in: embedded, or connected to a cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import ray
+
+from orchestrator.config import SearchConfig
+
+
+@contextmanager
+def ray_session(config: SearchConfig) -> Iterator[None]:
+    """Connect to the configured cluster, or start Ray in-process; shut down what we start."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(
+        address=config.ray.address,
+        num_cpus=config.ray.num_cpus if config.ray.address is None else None,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
