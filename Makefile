@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 # elsewhere set TORCH_INDEX=https://download.pytorch.org/whl/cpu to avoid the CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
+# `make setup EXTRAS=gpu,test` on an NVIDIA machine (onnxruntime-gpu instead of onnxruntime).
+EXTRAS ?= cpu,test
 
 .PHONY: setup quickstart test lint benchmark clean
 
@@ -15,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PY) -m pip install -qq "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -qq -e ".[cpu,test]"
+	$(PY) -m pip install -qq -e ".[$(EXTRAS)]"
 	touch $@
 
 quickstart: setup

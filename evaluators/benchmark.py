@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.accuracy import EvaluationSet, evaluate_accuracy
 from evaluators.backends import BackendOptions, get_backend
 from evaluators.errors import BackendUnavailableError, BenchmarkError, CompileError
 from evaluators.timing import TimingSettings, time_model
@@ -31,10 +32,12 @@ class Measurement:
     std_ms: float
     runs: int
     warmup_runs: int
+    #: Top-1 accuracy of the compiled model on the evaluation set, if one was given.
+    accuracy: float | None = None
 
     def as_metrics(self) -> dict[str, float]:
         """Flat numeric metrics for tracking and objectives."""
-        return {
+        return ({} if self.accuracy is None else {"accuracy": self.accuracy}) | {
             "latency_median_ms": self.median_ms,
             "latency_p90_ms": self.p90_ms,
             "latency_mean_ms": self.mean_ms,
@@ -47,9 +50,13 @@ class Measurement:
 
 def measure_onnx(
     onnx_path: Path, *, backend: str, options: BackendOptions, input_shape: tuple[int, ...],
-    timing: TimingSettings, seed: int = 0,
+    timing: TimingSettings, seed: int = 0, evaluation: EvaluationSet | None = None,
 ) -> Measurement:
     """Compile ``onnx_path`` with ``backend`` for ``input_shape`` (batch first) and time it.
+
+    With ``evaluation`` (held-out samples) the compiled model's own top-1 accuracy is
+    measured too (``Measurement.accuracy``, the ``accuracy@<target>`` metric): what an
+    ``int8`` target (``options.calibration``) costs in accuracy.
 
     Raises ``UnknownNameError`` (unknown backend), ``BackendUnavailableError`` (not on
     this machine, with the reason), ``CompileError`` or ``BenchmarkError``.
@@ -81,6 +88,8 @@ def measure_onnx(
                                  f"failed: {error}") from error
         if not np.all(np.isfinite(output)):
             raise BenchmarkError(f"{backend}: {onnx_path} produced non-finite outputs")
+        accuracy = None if evaluation is None else evaluate_accuracy(
+            compiled, evaluation.x, evaluation.y, batch_size=input_shape[0])
         try:
             stats = time_model(compiled, inputs, timing)
         except Exception as error:
@@ -89,4 +98,4 @@ def measure_onnx(
         compiled.close()
     return Measurement(backend=backend, device=options.device, precision=options.precision,
                        threads=options.threads, batch_size=input_shape[0],
-                       compile_seconds=compile_seconds, **asdict(stats))
+                       compile_seconds=compile_seconds, accuracy=accuracy, **asdict(stats))

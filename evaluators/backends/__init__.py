@@ -6,11 +6,13 @@ A third-party entry point names a ``Backend`` instance.
 from evaluators.backends.base import Backend, BackendOptions, CompiledModel
 from evaluators.backends.onnxruntime_backend import OnnxRuntimeBackend
 from evaluators.backends.openvino_backend import OpenVinoBackend
+from evaluators.backends.tensorrt_backend import TensorRtBackend
 from search_spaces.registry import Registry
 
 BACKENDS: Registry[Backend] = Registry("backend", entry_point_group="paretonas.backends")
 BACKENDS.register(OnnxRuntimeBackend.name, OnnxRuntimeBackend())
 BACKENDS.register(OpenVinoBackend.name, OpenVinoBackend())
+BACKENDS.register(TensorRtBackend.name, TensorRtBackend())
 
 
 def get_backend(name: str) -> Backend:
@@ -25,5 +27,6 @@ __all__ = [
     "CompiledModel",
     "OnnxRuntimeBackend",
     "OpenVinoBackend",
+    "TensorRtBackend",
     "get_backend",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -15,11 +15,17 @@ from evaluators.errors import SettingsError
 
 @dataclass(frozen=True, kw_only=True)
 class BackendOptions:
-    """How to compile: on which device, at which precision, with how many threads."""
+    """How to compile: on which device, at which precision, with how many threads.
+
+    ``calibration`` (float32, samples × sample shape, e.g. from
+    ``evaluators.quantize.calibration_samples``) is what ``int8`` quantizes from; other
+    precisions ignore it.
+    """
 
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 1
+    calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("device", "precision"):
@@ -30,6 +36,16 @@ class BackendOptions:
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
             raise SettingsError(f"BackendOptions.threads must be an integer >= 1, "
                                 f"got {self.threads!r}")
+        calibration = self.calibration
+        if calibration is not None and not (
+            isinstance(calibration, np.ndarray) and calibration.dtype == np.float32
+            and calibration.ndim >= 2 and len(calibration) >= 1
+        ):
+            raise SettingsError(
+                "BackendOptions.calibration must be a float32 array of samples "
+                f"(samples × sample shape), got {type(calibration).__name__} "
+                f"{getattr(calibration, 'dtype', '')}{getattr(calibration, 'shape', '')}"
+            )
 
 
 class CompiledModel(ABC):

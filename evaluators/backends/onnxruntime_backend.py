@@ -1,7 +1,16 @@
-"""ONNX Runtime: the CPU execution provider, or CUDA where onnxruntime-gpu provides it."""
+"""ONNX Runtime: the CPU execution provider, or CUDA / TensorRT where onnxruntime-gpu has them.
+
+``int8`` runs the QDQ model that ``evaluators.quantize.quantize_qdq`` calibrates on
+``options.calibration`` (U8S8 on CPU; symmetric S8S8 with ``trt_int8_enable`` on
+TensorRT); ``fp16`` is TensorRT's ``trt_fp16_enable``.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +19,11 @@ import numpy as np
 from evaluators.backends.base import Backend, BackendOptions, CompiledModel
 from evaluators.errors import CompileError
 
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+              "tensorrt": "TensorrtExecutionProvider"}
+#: Precisions per device (``int8``/``fp16`` on CUDA alone would mostly fall back to fp32).
+_DEVICE_PRECISIONS = {"cpu": ("fp32", "int8"), "cuda": ("fp32",),
+                      "tensorrt": ("fp32", "fp16", "int8")}
 
 
 class OnnxRuntimeModel(CompiledModel):
@@ -29,9 +42,20 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
     devices = tuple(_PROVIDERS)
-    precisions = ("fp32",)
+    precisions = ("fp32", "fp16", "int8")
     sdk_module = "onnxruntime"
-    install_hint = "`pip install onnxruntime` (or onnxruntime-gpu for CUDA)"
+    install_hint = ("`pip install 'paretonas[cpu]'` (onnxruntime), or `paretonas[gpu]` "
+                    "(onnxruntime-gpu) for CUDA/TensorRT")
+
+    def unsupported(self, options: BackendOptions) -> str | None:
+        reason = super().unsupported(options)
+        if reason is None and options.precision not in _DEVICE_PRECISIONS[options.device]:
+            supported = ", ".join(_DEVICE_PRECISIONS[options.device])
+            reason = (f"{self.name} on {options.device} does not support precision "
+                      f"{options.precision!r}; supported there: {supported}"
+                      + ("; use device 'tensorrt' for fp16/int8 on a GPU"
+                         if options.device == "cuda" else ""))
+        return reason
 
     def availability(self, options: BackendOptions) -> str | None:
         onnxruntime, reason = self.load_sdk(options)
@@ -40,8 +64,11 @@ class OnnxRuntimeBackend(Backend):
         provider = _PROVIDERS[options.device]
         available = onnxruntime.get_available_providers()
         if provider not in available:
-            return (f"onnxruntime has no {provider} here (available: {', '.join(available)}); "
-                    f"for CUDA install onnxruntime-gpu on a machine with an NVIDIA GPU")
+            return (f"onnxruntime {onnxruntime.__version__} (wheel {_wheel()}) has no {provider} "
+                    f"(available: {', '.join(available)}); install `paretonas[gpu]` "
+                    f"(onnxruntime-gpu) instead of `paretonas[cpu]`")
+        if options.device != "cpu":
+            return _gpu_reason(options.device)
         return None
 
     def compile(
@@ -61,11 +88,19 @@ class OnnxRuntimeBackend(Backend):
             onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         )
         provider = _PROVIDERS[options.device]
+        if options.device != "cpu":
+            _load_gpu_libraries(onnxruntime, options.device)
         try:
-            session = onnxruntime.InferenceSession(
-                str(onnx_path), session_options,
-                providers=list(dict.fromkeys([provider, _PROVIDERS["cpu"]])),
-            )
+            with tempfile.TemporaryDirectory(prefix="paretonas-ort-") as tmp:
+                model_path = _model_for_precision(Path(onnx_path), options, input_shape,
+                                                  Path(tmp))
+                session = onnxruntime.InferenceSession(
+                    str(model_path), session_options,
+                    providers=[(provider, _provider_options(options)), _PROVIDERS["cpu"]]
+                    if provider != _PROVIDERS["cpu"] else [provider],
+                )
+        except CompileError:
+            raise
         except Exception as error:
             raise CompileError(f"onnxruntime: cannot create a session for {onnx_path}: "
                                f"{error}") from error
@@ -73,3 +108,69 @@ class OnnxRuntimeBackend(Backend):
             raise CompileError(f"onnxruntime: {provider} failed to load for {onnx_path}; "
                                f"session fell back to {session.get_providers()}")
         return OnnxRuntimeModel(session)
+
+
+def _provider_options(options: BackendOptions) -> dict[str, Any]:
+    """Provider options of the GPU execution providers for ``options``."""
+    if options.device != "tensorrt":
+        return {}
+    return {"trt_fp16_enable": options.precision == "fp16",
+            "trt_int8_enable": options.precision == "int8"}
+
+
+def _model_for_precision(onnx_path: Path, options: BackendOptions,
+                         input_shape: tuple[int, ...] | None, tmp: Path) -> Path:
+    """``onnx_path`` itself, or for ``int8`` its QDQ model calibrated on ``options.calibration``."""
+    if options.precision != "int8":
+        return onnx_path
+    from evaluators.quantize import calibration_batches, quantize_qdq
+
+    try:
+        batches = calibration_batches(
+            options.calibration, batch_size=input_shape[0] if input_shape else 1,
+            sample_shape=tuple(input_shape[1:]) if input_shape else None)
+        return quantize_qdq(onnx_path, tmp / "int8.onnx", batches=batches,
+                            symmetric_activations=options.device == "tensorrt")
+    except CompileError as error:
+        raise CompileError(f"onnxruntime: {error}") from error
+
+
+def _wheel() -> str:
+    """Which ONNX Runtime wheel provides the module: they share the name ``onnxruntime``."""
+    for name in ("onnxruntime-gpu", "onnxruntime"):
+        try:
+            importlib.metadata.version(name)
+            return name
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _gpu_reason(device: str) -> str | None:
+    """Why the CUDA / TensorRT provider cannot run here (no GPU, no TensorRT), or ``None``."""
+    from evaluators.backends.tensorrt_backend import cuda_device_reason, cuda_runtime
+
+    try:
+        cudart = cuda_runtime()
+    except ImportError as error:
+        return (f"cannot check for a CUDA GPU: cuda-python is not installed ({error}); "
+                f"install `paretonas[gpu]`")
+    reason = cuda_device_reason(cudart, 0)
+    if reason:
+        return reason
+    if device == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+        return ("TensorrtExecutionProvider needs TensorRT's libraries: the tensorrt package "
+                "is not installed; install `paretonas[gpu]`")
+    return None
+
+
+def _load_gpu_libraries(onnxruntime: Any, device: str) -> None:
+    """Make CUDA/cuDNN (and TensorRT) from pip's nvidia packages loadable by the providers."""
+    if hasattr(onnxruntime, "preload_dlls"):
+        onnxruntime.preload_dlls()
+    if device == "tensorrt":
+        try:
+            importlib.import_module("tensorrt")  # loads libnvinfer for the provider
+        except ImportError as error:
+            raise CompileError(f"onnxruntime: TensorrtExecutionProvider needs the tensorrt "
+                               f"package ({error}); install `paretonas[gpu]`") from error

@@ -11,8 +11,10 @@ from evaluators.backends.base import Backend, BackendOptions, CompiledModel
 from evaluators.errors import CompileError
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
-# our precision name -> (openvino element type name, OPTIMIZATION_CAPABILITIES entry)
-_PRECISIONS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16", "BF16")}
+# our precision name -> (openvino element type name, OPTIMIZATION_CAPABILITIES entry);
+# int8 runs NNCF's quantized model, its remaining float ops at f32
+_PRECISIONS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16", "BF16"),
+               "int8": ("f32", "INT8")}
 
 
 class OpenVinoModel(CompiledModel):
@@ -31,7 +33,8 @@ class OpenVinoBackend(Backend):
     """Latency hint, one stream, ``options.threads`` inference threads (CPU only).
 
     ``precision`` sets ``INFERENCE_PRECISION_HINT``; fp16/bf16 are available only where
-    the device lists them in ``OPTIMIZATION_CAPABILITIES``.
+    the device lists them in ``OPTIMIZATION_CAPABILITIES``. ``int8`` quantizes the model
+    with NNCF on ``options.calibration`` (``evaluators.quantize.quantize_openvino``).
     """
 
     name = "openvino"
@@ -85,6 +88,8 @@ class OpenVinoBackend(Backend):
                                    f"expected 1")
             if input_shape is not None:
                 model.reshape(list(input_shape))
+            if options.precision == "int8":
+                model = _quantized(model, options, input_shape)
             compiled = openvino.Core().compile_model(model, device, config)
             return OpenVinoModel(compiled)
         except CompileError:
@@ -92,6 +97,18 @@ class OpenVinoBackend(Backend):
         except Exception as error:
             raise CompileError(f"openvino: compiling {onnx_path} for {device} failed: "
                                f"{_message(error)}") from error
+
+
+def _quantized(model: Any, options: BackendOptions, input_shape: tuple[int, ...] | None) -> Any:
+    from evaluators.quantize import calibration_batches, quantize_openvino
+
+    try:
+        batches = calibration_batches(
+            options.calibration, batch_size=input_shape[0] if input_shape else 1,
+            sample_shape=tuple(input_shape[1:]) if input_shape else None)
+        return quantize_openvino(model, batches=batches)
+    except CompileError as error:
+        raise CompileError(f"openvino: {error}") from error
 
 
 def _message(error: BaseException) -> str:
