@@ -1,5 +1,6 @@
 """Evaluate a candidate: train it, export it to ONNX, compile and time it per backend."""
 
+from evaluators.accuracy import EvaluationSet, evaluate_accuracy
 from evaluators.backends import (
     BACKENDS,
     Backend,
@@ -19,6 +20,7 @@ from evaluators.errors import (
     TrainingError,
 )
 from evaluators.export import count_parameters, export_onnx
+from evaluators.quantize import calibration_samples
 from evaluators.timing import TimingSettings, TimingStats, time_model
 from evaluators.training import TrainingResult, TrainingSettings, train_and_evaluate
 
@@ -33,6 +35,7 @@ __all__ = [
     "CompiledModel",
     "Dataset",
     "DatasetError",
+    "EvaluationSet",
     "ExportError",
     "Measurement",
     "SettingsError",
@@ -41,7 +44,9 @@ __all__ = [
     "TrainingError",
     "TrainingResult",
     "TrainingSettings",
+    "calibration_samples",
     "count_parameters",
+    "evaluate_accuracy",
     "export_onnx",
     "get_backend",
     "load_dataset",

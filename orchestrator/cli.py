@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from search_spaces.errors import ParetonasError
 
@@ -24,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParetonasError as error:
         if args.debug:
             raise
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}",
+                                                      highlight=False)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; finished trials are in the tracking store")

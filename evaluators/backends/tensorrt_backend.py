@@ -65,7 +65,10 @@ def cuda_device_index(device: str) -> int | None:
 
 def cuda_device_reason(cudart: ModuleType, index: int) -> str | None:
     """Why CUDA device ``index`` cannot be used here, or ``None``."""
-    error, count = cudart.cudaGetDeviceCount()
+    try:
+        error, count = cudart.cudaGetDeviceCount()
+    except RuntimeError as failure:  # cuda-python could not load the CUDA driver library
+        return f"no usable CUDA GPU: {failure}; an NVIDIA GPU and driver are needed"
     if error != cudart.cudaError_t.cudaSuccess:
         _, text = cudart.cudaGetErrorString(error)
         text = text.decode() if isinstance(text, bytes) else text
@@ -148,7 +151,7 @@ class TensorRtModel(CompiledModel):
         cudart = self._cudart
         start, end = self._events
         cuda_call(cudart, cudart.cudaEventRecord(start, self._stream))
-        if not self._context.execute_async_v3(int(self._stream)):
+        if not self._context.execute_async_v3(stream_handle=self._stream):
             raise RuntimeError("tensorrt: execute_async_v3 failed to enqueue the inference")
         cuda_call(cudart, cudart.cudaEventRecord(end, self._stream))
         self._last_gpu_ms = None
@@ -272,7 +275,8 @@ class TensorRtBackend(Backend):
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         flags = 0
-        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        creation_flags = getattr(trt, "NetworkDefinitionCreationFlag", None)
+        strongly_typed = getattr(creation_flags, "STRONGLY_TYPED", None)
         if strongly_typed is not None:  # TensorRT 10; TensorRT 11 is always strongly typed
             flags |= 1 << int(strongly_typed)
         network = builder.create_network(flags)

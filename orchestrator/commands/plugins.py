@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -31,7 +32,9 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     for name in DATASETS.names():
         table.add_row("dataset", name, "")
     for name in BACKENDS.names():
-        reason = BACKENDS.get(name).availability(BackendOptions())
-        table.add_row("backend", name, "available on cpu" if reason is None else reason)
+        device = BACKENDS.get(name).devices[0]  # its primary device: cpu, or cuda for TensorRT
+        reason = BACKENDS.get(name).availability(BackendOptions(device=device))
+        table.add_row("backend", name, f"available on {device}" if reason is None
+                      else escape(reason))
     console.print(table)
     return 0

@@ -115,7 +115,7 @@ def test_symmetric_qdq_model_is_what_tensorrt_needs(tiny_onnx: Path, tmp_path: P
 # --- on an NVIDIA GPU -------------------------------------------------------------------
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("precision", "rtol", "atol"), [("fp32", 1e-2, 1e-3),
+@pytest.mark.parametrize(("precision", "rtol", "atol"), [("fp32", 1e-2, 5e-3),
                                                          ("fp16", 5e-2, 5e-2)])
 def test_tensorrt_engine_matches_onnxruntime_cpu(tiny_onnx: Path, precision: str, rtol: float,
                                                  atol: float) -> None:
