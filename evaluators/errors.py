@@ -31,3 +31,11 @@ class BenchmarkError(ParetonasError):
 
 class BackendUnavailableError(ParetonasError):
     """A backend's runtime or device is not present on this machine."""
+
+
+class CheckpointError(ParetonasError):
+    """A supernet checkpoint is unreadable or does not match the search space."""
+
+
+class TrainingInterrupted(ParetonasError):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint to resume from."""

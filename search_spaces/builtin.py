@@ -136,3 +136,8 @@ class MLPSpace(SearchSpace):
             features = units
         layers.append(nn.Linear(features, self.input_spec.num_classes))
         return nn.Sequential(*layers)
+
+
+# The elastic (weight-sharing) built-in space lives in its own module; importing it here
+# registers it with the others.
+import search_spaces.mobilenet_v3  # noqa: E402, F401

@@ -20,6 +20,15 @@ def test_sdk_example_runs(capsys) -> None:  # type: ignore[no-untyped-def]
     assert namespace["child"] != namespace["arch"]
 
 
+def test_elastic_space_example_runs(capsys) -> None:  # type: ignore[no-untyped-def]
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S)
+                 if "ElasticSpace" in b)
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    size, params = map(int, capsys.readouterr().out.split())
+    assert size == 3 and params == 64 * 128 + 128 + 128 * 10 + 10
+
+
 def test_readme_starts_with_the_two_commands() -> None:
     first_block = re.search(r"```bash\n(.*?)```", README, flags=re.S)
     assert first_block is not None

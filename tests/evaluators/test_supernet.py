@@ -1,0 +1,183 @@
+"""Supernet training (sandwich rule, checkpoints, resume) and subnet evaluation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evaluators import export_onnx, get_backend
+from evaluators.backends import BackendOptions
+from evaluators.data import load_dataset
+from evaluators.errors import CheckpointError, SettingsError, TrainingInterrupted
+from evaluators.supernet import (
+    SubnetEvalSettings,
+    SubnetEvaluator,
+    SupernetSettings,
+    load_supernet,
+    read_checkpoint,
+    train_supernet,
+)
+from tests.conftest import ROOT
+from tests.elastic_fixtures import one_thread, tiny_space
+
+_one_thread = pytest.fixture(autouse=True)(one_thread)
+
+SETTINGS = SupernetSettings(steps=24, batch_size=32, checkpoint_every=4, log_every=4,
+                            random_subnets=1, learning_rate=5e-3)
+
+TRAIN_SCRIPT = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from evaluators.data import load_dataset
+from evaluators.supernet import train_supernet
+from tests.evaluators.test_supernet import SETTINGS
+from tests.elastic_fixtures import tiny_space
+train_supernet(tiny_space(), load_dataset("digits", seed=0), replace(SETTINGS, steps=int(sys.argv[2])),
+               checkpoint=Path(sys.argv[1]), on_log=lambda e: print(int(e["step"]), flush=True))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("supernet") / "supernet.pt"
+    with torch.random.fork_rng():
+        torch.set_num_threads(1)
+        train_supernet(tiny_space(), load_dataset("digits", seed=0), SETTINGS, checkpoint=path)
+    return path
+
+
+def test_training_logs_and_checkpoints(trained: Path) -> None:
+    state = read_checkpoint(trained, tiny_space())
+    assert state["step"] == SETTINGS.steps
+    assert [int(e["step"]) for e in state["history"]] == list(range(4, 25, 4))
+    assert all(np.isfinite(e["loss_largest"]) and e["loss_distill"] >= 0 for e in state["history"])
+    assert not list(trained.parent.glob(".*partial"))  # atomic writes leave no temp files
+
+
+def test_a_finished_checkpoint_is_not_trained_again(trained: Path) -> None:
+    before = trained.stat().st_mtime_ns
+    result = train_supernet(tiny_space(), load_dataset("digits", seed=0), SETTINGS,
+                            checkpoint=trained)
+    assert result.resumed_from == SETTINGS.steps and trained.stat().st_mtime_ns == before
+
+
+def test_subnet_evaluation_recalibrates_and_is_deterministic(trained: Path) -> None:
+    space = tiny_space()
+    supernet = load_supernet(space, trained)
+    evaluator = SubnetEvaluator(space=space, supernet=supernet,
+                                dataset=load_dataset("digits", seed=0),
+                                settings=SubnetEvalSettings(eval_samples=200))
+    largest, again = evaluator.evaluate(space.largest()), evaluator.evaluate(space.largest())
+    smallest = evaluator.evaluate(space.smallest())
+    assert largest.accuracy == again.accuracy and 0.15 < largest.accuracy <= 1.0
+    assert 0.0 <= smallest.accuracy <= 1.0 and smallest.params < largest.params
+    assert set(largest.timings) == {"extract", "calibrate", "evaluate"}
+    assert not largest.model.training
+    recalibrated = next(m for m in largest.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    shared = supernet.stem_bn.bn.running_mean[:recalibrated.num_features]
+    assert not torch.allclose(recalibrated.running_mean, shared)  # own statistics, not the shared ones
+
+
+def test_a_checkpoint_of_another_space_is_one_clear_error(trained: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"dimension stage1\.block1\.kernel_size allows \[3\] "
+                                              r"in the space but \[3, 5\] in the checkpoint"):
+        read_checkpoint(trained, tiny_space(kernel_sizes=[3]))
+    with pytest.raises(CheckpointError, match=r"layer head\.conv\.weight has shape \(16, 8, 1, 1\) "
+                                              r"in the checkpoint but \(12, 8, 1, 1\) in the space"):
+        load_supernet(tiny_space(head_channels=12), trained)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_supernet(tiny_space(), tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read supernet checkpoint"):
+        load_supernet(tiny_space(), tmp_path / "junk.pt")
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(SettingsError, match="SupernetSettings.steps"):
+        SupernetSettings(steps=0)
+    with pytest.raises(SettingsError, match="device"):
+        SupernetSettings(device="tpu")
+    with pytest.raises(SettingsError, match="eval_samples"):
+        SubnetEvalSettings(eval_samples=0)
+
+
+@pytest.mark.slow
+def test_an_extracted_subnet_exports_and_runs_on_ort_and_openvino(trained: Path,
+                                                                  tmp_path: Path) -> None:
+    space = tiny_space()
+    arch = space.sample(np.random.default_rng(3))
+    model = load_supernet(space, trained).extract(arch).eval()
+    path = export_onnx(model, example_input=space.example_input(1), path=tmp_path / "s.onnx",
+                       candidate=arch.key)  # checks ONNX Runtime against torch
+    inputs = np.random.default_rng(0).standard_normal((3, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(inputs)).numpy()
+    for backend in ("onnxruntime", "openvino"):
+        compiled = get_backend(backend).compile(path, options=BackendOptions(),
+                                                input_shape=inputs.shape)
+        try:
+            np.testing.assert_allclose(compiled.run(inputs), expected, rtol=1e-3, atol=1e-4)
+        finally:
+            compiled.close()
+
+
+def _start_training(checkpoint: Path, steps: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(checkpoint), str(steps)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for_step(process: subprocess.Popen[str], step: int) -> None:
+    assert process.stdout is not None and process.stderr is not None
+    for line in process.stdout:
+        if int(line) >= step:
+            return
+    raise AssertionError(f"training ended early ({process.wait()}): {process.stderr.read()}")
+
+
+@pytest.mark.slow
+def test_training_resumes_after_sigkill_from_its_last_checkpoint(tmp_path: Path) -> None:
+    steps, checkpoint = 80, tmp_path / "supernet.pt"
+    process = _start_training(checkpoint, steps)
+    try:
+        _wait_for_step(process, 12)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    saved = int(torch.load(checkpoint, weights_only=False)["step"])
+    assert 8 <= saved < steps and saved % SETTINGS.checkpoint_every == 0
+
+    dataset, settings = load_dataset("digits", seed=0), replace(SETTINGS, steps=steps)
+    resumed = train_supernet(tiny_space(), dataset, settings, checkpoint=checkpoint)
+    assert resumed.resumed_from == saved
+    straight = train_supernet(tiny_space(), dataset, settings, checkpoint=tmp_path / "straight.pt")
+    assert straight.resumed_from == 0
+    # Batches and subnets depend only on the seed and the step: resuming repeats the lost steps.
+    torch.testing.assert_close(load_supernet(tiny_space(), checkpoint).state_dict(),
+                               load_supernet(tiny_space(), tmp_path / "straight.pt").state_dict())
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "supernet.pt"
+
+    def terminate_at_step_8(entry: dict[str, float]) -> None:
+        if entry["step"] == 8:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match=f"at step 8/24; checkpoint saved to {checkpoint}"):
+        train_supernet(tiny_space(), load_dataset("digits", seed=0), SETTINGS,
+                       checkpoint=checkpoint, on_log=terminate_at_step_8)
+    assert read_checkpoint(checkpoint, tiny_space())["step"] == 8
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
