@@ -54,7 +54,7 @@ def test_defaults_fill_in() -> None:
         ({"objectives": {"accuracy": "maximise"}}, "objectives.accuracy: Input should be 'min' or 'max'"),
         ({"objectives": {"latency_ms@gpu": "min"}}, "objectives.latency_ms@gpu: unknown metric; known:"),
         ({"searcher": {"name": "bayes"}}, "searcher: unknown searcher 'bayes'; known:"),
-        ({"space": {"name": "resnet"}}, "space: unknown search space 'resnet'; known: conv-classifier, mlp"),
+        ({"space": {"name": "resnet"}}, "space: unknown search space 'resnet'; known: conv-classifier, elastic-mobilenet-v3, mlp"),
         ({"space": {"name": "no_such_module:Space"}},
          "space: cannot import search space module 'no_such_module'"),
         ({"dataset": {"name": "imagenet"}}, "dataset: unknown dataset 'imagenet'; known: digits"),
