@@ -1,55 +1,323 @@
-"""The hardware pool: one pinned Ray actor per device, and routing of candidates to them."""
+"""The hardware pool: pinned Ray actors per device and node, and routing of candidates to them.
+
+Placement: before any actor starts, a Ray task on every alive node checks the
+targets there (``check_targets``) and resolves their cores on that node. A target
+is served by every node that passes the checks and, on a cluster whose nodes
+advertise paretonas resources (``discovery.resource_name``), offers its resource.
+On each such node its targets are grouped by device (CPU targets whose resolved
+cores overlap share one actor), and one actor per group is pinned to that node.
+A target no node can serve fails the pool's start with every reason.
+
+Timeouts: an actor runs ``measure`` in a one-slot concurrency group and answers
+``activity`` from a ``control`` group meanwhile, so a client knows when its
+request started; a request measuring for longer than ``measure_timeout_s`` has its
+actor killed and restarted (freeing the device) and fails with
+``MeasurementTimeoutError``. A request whose actor dies under it is retried once
+on the restarted actor.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from statistics import median
 from typing import Any
 
 import ray
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import (
+    ActorUnavailableError,
+    GetTimeoutError,
+    RayActorError,
+    RayTaskError,
+)
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from evaluators.benchmark import Measurement
 from evaluators.timing import TimingSettings
-from hardware_pool.errors import TargetUnavailableError
+from hardware_pool.discovery import RESOURCE_PREFIX, RESOURCE_REQUEST, resource_name
+from hardware_pool.errors import MeasurementTimeoutError, TargetUnavailableError
 from hardware_pool.target import Target, group_by_device
-from hardware_pool.worker import DeviceWorker, MeasureRequest
+from hardware_pool.worker import Activity, DeviceWorker, MeasureRequest, PoolMeasurement
 from search_spaces.errors import ParetonasError
 
+_LOST = (RayActorError, ActorUnavailableError)
 
-class _RayDeviceWorker(DeviceWorker):
+
+@ray.remote(concurrency_groups={"control": 4, "measure": 1})  # type: ignore[call-overload]
+class DeviceActor:
+    """A ``DeviceWorker`` in a threaded actor: ``measure`` one at a time, ``control`` always."""
+
+    def __init__(self, targets: Sequence[Target], **options: Any) -> None:
+        self.worker = DeviceWorker(targets, node=ray.get_runtime_context().get_node_id(),
+                                   **options)
+
+    @ray.method(concurrency_group="measure")
+    def measure(self, request_id: str, target: str, request: MeasureRequest,
+                timing: TimingSettings | None = None) -> PoolMeasurement:
+        return self.worker.measure(target, request, request_id=request_id, timing=timing)
+
+    @ray.method(concurrency_group="measure")
+    def measure_rounds(self, request_id: str, target: str, requests: Sequence[MeasureRequest],
+                       timing: TimingSettings, rounds: int) -> list[PoolMeasurement]:
+        """Time every request ``rounds`` times, round-robin; combine each one's rounds."""
+        taken: list[list[PoolMeasurement]] = [[] for _ in requests]
+        for round_index in range(rounds):
+            for index, request in enumerate(requests):
+                taken[index].append(self.worker.measure(
+                    target, request, request_id=f"{request_id}:{round_index}:{index}",
+                    timing=timing))
+        return [_combine(rounds_of_one) for rounds_of_one in taken]
+
+    @ray.method(concurrency_group="control")
+    def activity(self) -> Activity:
+        return self.worker.activity()
+
+    @ray.method(concurrency_group="control")
+    def describe(self) -> dict[str, object]:
+        return self.worker.describe()
+
+    @ray.method(concurrency_group="control")
     def placement(self) -> tuple[str, tuple[int, ...]]:
-        """(node id, cores pinned there) — empty cores when the worker is not pinned."""
-        return ray.get_runtime_context().get_node_id(), self.cores or ()
+        """(node id, cores pinned there): empty cores when the worker is not pinned."""
+        return self.worker.node, self.worker.cores or ()
+
+    @ray.method(concurrency_group="control")
+    def signatures(self) -> dict[str, str]:
+        return {name: self.worker.signature(name) for name in self.worker.targets}
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class MeasurementCache:
+    """Finished measurements by (candidate, input shape, target signature)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, PoolMeasurement] = {}
+
+    def get(self, keys: Sequence[str]) -> PoolMeasurement | None:
+        return next((self._entries[k] for k in keys if k in self._entries), None)
+
+    def put(self, key: str, measurement: PoolMeasurement) -> None:
+        self._entries[key] = measurement
+
+    def size(self) -> int:
+        return len(self._entries)
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _node_report(targets: Sequence[Target], plugins: Sequence[str]) -> dict[str, Any]:
+    """On one node: each target's problems there, its resolved cores, its device's name."""
+    import importlib
+
+    from hardware_pool.checks import check_targets
+    from hardware_pool.discovery import cuda_gpus, probe_cpu
+    from hardware_pool.target import resolve_cores, usable_cores
+
+    for module in plugins:
+        importlib.import_module(module)
+    cores = usable_cores()
+    model = probe_cpu()[0]
+    gpus = cuda_gpus() if any(t.device_kind == "cuda" for t in targets) else ()
+    report: dict[str, Any] = {"node": ray.get_runtime_context().get_node_id(),
+                              "problems": {}, "cores": {}, "device_names": {}}
+    for target in targets:
+        problems = check_targets([target], cores=cores)
+        report["problems"][target.name] = problems
+        if not problems:
+            report["cores"][target.name] = (resolve_cores(target.cores, available=cores)
+                                            if target.cores else None)
+        if target.device_kind == "cuda" and gpus:
+            index = target.device_index or 0
+            report["device_names"][target.name] = gpus[min(index, len(gpus) - 1)].name
+        else:
+            report["device_names"][target.name] = model if target.device_kind == "cpu" \
+                else target.device
+    return report
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One actor able to measure a target: its handle, device key, node and signature."""
+
+    actor: Any
+    device: str
+    node: str
+    signature: str
 
 
 @dataclass(frozen=True)
 class PoolClient:
     """What a trial holds to reach the pool: picklable actor handles per target."""
 
-    actors: dict[str, Any]  # target name -> actor handle of the device that owns it
+    replicas: dict[str, tuple[Replica, ...]]  # target name -> actors that can measure it
     timeout_s: float
+    cache: Any = None  # MeasurementCache handle; None: measure every request
+    poll_s: float = 0.2
 
-    def measure_all(self, request: MeasureRequest) -> dict[str, Measurement]:
+    @property
+    def actors(self) -> dict[str, Any]:
+        """Target name -> its first actor (one per target on a single node)."""
+        return {name: replicas[0].actor for name, replicas in self.replicas.items()}
+
+    def measure_all(self, request: MeasureRequest) -> dict[str, PoolMeasurement]:
         """Time ``request`` on every target; devices work in parallel, each one serially."""
-        for name, actor in self.actors.items():
-            self._wait_until_up(name, actor)
-        refs = {name: actor.measure.remote(name, request) for name, actor in self.actors.items()}
-        return {name: self._get(name, ref) for name, ref in refs.items()}
+        names = list(self.replicas)
+        with ThreadPoolExecutor(len(names)) as executor:
+            futures = {name: executor.submit(self.measure, name, request) for name in names}
+            errors = [error for f in futures.values() if (error := f.exception()) is not None]
+        if errors:
+            raise errors[0]
+        return {name: future.result() for name, future in futures.items()}
+
+    def measure(self, target: str, request: MeasureRequest, *,
+                timing: TimingSettings | None = None) -> PoolMeasurement:
+        """Time ``request`` on one target (from the cache when it was measured before)."""
+        replicas = self._replicas(target)
+        use_cache = self.cache is not None and timing is None
+        if use_cache:
+            hit = ray.get(self.cache.get.remote(
+                [cache_key(request, r.signature) for r in replicas]))
+            if hit is not None:
+                return hit
+        measurement = self._with_retry(
+            target, request.candidate,
+            lambda replica, rid: replica.actor.measure.remote(rid, target, request, timing),
+        )
+        if use_cache:
+            self.cache.put.remote(cache_key(request, _replica_of(replicas, measurement).signature),
+                                  measurement)
+        return measurement
+
+    def confirm(
+        self, requests: Sequence[MeasureRequest], *, timing: TimingSettings, rounds: int = 3,
+        targets: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, PoolMeasurement]]:
+        """Re-time ``requests`` (e.g. the final front) on each target: ``rounds`` rounds,
+        the models interleaved in each, on one actor per target; never from the cache.
+
+        Returns candidate -> target -> measurement, whose median is the median of
+        the rounds' medians and whose ``runs`` counts every round's runs.
+        """
+        if rounds < 1:
+            raise TargetUnavailableError(f"confirm needs rounds >= 1, got {rounds}")
+        names = list(targets) if targets is not None else list(self.replicas)
+        requests = list(requests)
+        results: dict[str, dict[str, PoolMeasurement]] = {r.candidate: {} for r in requests}
+        for name in names:
+            measured = self._with_retry(
+                name, f"{len(requests)} models",
+                lambda replica, rid, name=name: replica.actor.measure_rounds.remote(
+                    rid, name, requests, timing, rounds),
+            )
+            for request, measurement in zip(requests, measured, strict=True):
+                results[request.candidate][name] = measurement
+        return results
+
+    def _replicas(self, target: str) -> tuple[Replica, ...]:
+        try:
+            return self.replicas[target]
+        except KeyError:
+            raise TargetUnavailableError(
+                f"unknown target {target!r}; this pool has: {', '.join(self.replicas)}"
+            ) from None
+
+    def _with_retry(self, target: str, what: str, submit: Any) -> Any:
+        """Run ``submit(replica, request_id)`` on a replica; once more if the actor died."""
+        replicas = self._replicas(target)
+        for attempt in range(2):
+            replica = self._pick(target, replicas)
+            try:
+                return self._await(target, what, replica, submit)
+            except _ActorLost as lost:
+                if attempt:
+                    raise TargetUnavailableError(
+                        f"target {target!r}: its measuring actor died twice while measuring "
+                        f"{what} ({lost}); the pool restarts it for the next candidate"
+                    ) from None
+        raise TargetUnavailableError(f"target {target!r}: no attempt made")  # unreachable
+
+    def _pick(self, target: str, replicas: tuple[Replica, ...]) -> Replica:
+        """The least busy replica that is up (waits for a restarting one)."""
+        if len(replicas) == 1:
+            self._wait_until_up(target, replicas[0].actor)
+            return replicas[0]
+        states: list[tuple[bool, int, int]] = []
+        for index, replica in enumerate(replicas):
+            try:
+                activity = ray.get(replica.actor.activity.remote(), timeout=10)
+            except (*_LOST, GetTimeoutError):
+                continue
+            states.append((activity.phase != "idle", activity.served, index))
+        if not states:
+            self._wait_until_up(target, replicas[0].actor)
+            return replicas[0]
+        return replicas[min(states)[2]]
+
+    def _await(self, target: str, what: str, replica: Replica, submit: Any) -> Any:
+        request_id = uuid.uuid4().hex
+        ref = submit(replica, request_id)
+        submitted = last_answer = time.monotonic()
+        poll = self.poll_s
+        while True:
+            ready, _ = ray.wait([ref], timeout=poll)
+            if ready:
+                return self._get(target, ref)
+            poll = min(poll * 2, 2.0)
+            try:
+                activity = ray.get(replica.actor.activity.remote(), timeout=10)
+            except _LOST:
+                continue  # ``ref`` reports the death
+            except GetTimeoutError:  # even the control group is stuck
+                if time.monotonic() - max(submitted, last_answer) > self.timeout_s:
+                    ray.kill(replica.actor, no_restart=False)
+                    raise MeasurementTimeoutError(
+                        f"target {target!r}: measuring {what} hung: its actor stopped "
+                        f"answering for {self.timeout_s:.0f} s; the actor was restarted"
+                    ) from None
+                continue
+            last_answer = time.monotonic()
+            if activity.phase != "measuring":
+                continue
+            ours = activity.request_id is not None and activity.request_id.startswith(request_id)
+            if ours and activity.elapsed_s > self.timeout_s:
+                ray.kill(replica.actor, no_restart=False)  # frees the device; restarts
+                raise MeasurementTimeoutError(
+                    f"target {target!r}: measuring {what} hung: no result "
+                    f"{activity.elapsed_s:.0f} s after it started (timeout "
+                    f"{self.timeout_s:.0f} s); the device's actor was restarted"
+                )
+            if not ours and activity.elapsed_s > 1.5 * self.timeout_s + 5:
+                # another caller's request hung and nobody freed the device: free it; ours
+                # then fails as lost and is retried on the restarted actor
+                ray.kill(replica.actor, no_restart=False)
+
+    def _get(self, target: str, ref: ray.ObjectRef) -> Any:
+        try:
+            return ray.get(ref)
+        except RayTaskError as error:
+            cause = error.cause
+            if isinstance(cause, ParetonasError):
+                raise type(cause)(f"target {target!r}: {cause}") from None
+            raise
+        except _LOST as error:
+            raise _ActorLost(type(error).__name__) from None
 
     def _wait_until_up(self, target: str, actor: Any) -> None:
-        """An actor that crashed on an earlier candidate is restarting: wait for it."""
-        deadline = time.monotonic() + self.timeout_s
+        """An actor that crashed on an earlier request is restarting: wait for it."""
+        deadline = time.monotonic() + max(self.timeout_s, 60.0)
         while True:
             try:
-                ray.get(actor.placement.remote(), timeout=self.timeout_s)
+                ray.get(actor.activity.remote(), timeout=10)
                 return
-            except ActorUnavailableError:
+            except (ActorUnavailableError, GetTimeoutError):
                 if time.monotonic() > deadline:
                     raise TargetUnavailableError(
-                        f"target {target!r}: its actor did not come back within {self.timeout_s:.0f} s"
+                        f"target {target!r}: its actor did not come back within "
+                        f"{max(self.timeout_s, 60.0):.0f} s"
                     ) from None
                 time.sleep(0.2)
             except RayActorError as error:
@@ -57,31 +325,20 @@ class PoolClient:
                     f"target {target!r}: its measuring actor is dead ({_last_line(error)})"
                 ) from None
 
-    def _get(self, target: str, ref: ray.ObjectRef) -> Measurement:
-        try:
-            return ray.get(ref, timeout=self.timeout_s)
-        except GetTimeoutError:
-            ray.cancel(ref, force=True)
-            raise TargetUnavailableError(
-                f"target {target!r}: no measurement within {self.timeout_s:.0f} s"
-            ) from None
-        except RayTaskError as error:
-            cause = error.cause
-            if isinstance(cause, ParetonasError):
-                raise type(cause)(f"target {target!r}: {cause}") from None
-            raise
-        except RayActorError as error:
-            raise TargetUnavailableError(
-                f"target {target!r}: its measuring actor died ({error.__class__.__name__}); "
-                "the pool restarts it for the next candidate"
-            ) from None
+
+class _ActorLost(Exception):
+    """The actor died under a request (it is restarted; the request may be retried)."""
 
 
 class HardwarePool:
-    """Starts one Ray actor per device (targets sharing a device share its actor).
+    """Starts the measuring actors (see the module docstring) and hands out clients.
 
-    An actor that crashes (a runtime segfaults on one candidate, say) fails that
-    candidate and is restarted for the next one (``max_restarts``, -1: always).
+    An actor that crashes (a runtime segfaults on one candidate, say) is restarted
+    (``max_restarts``, -1: always) and the request it was running retried once.
+    ``plugins`` are modules every node and actor imports first (plugin backends
+    register on import). ``core_lock_timeout_s``: how long a measurement waits for
+    cores another process on the node holds. ``cache``: answer a request measured
+    before (same candidate, shape, target, device and runtime) from memory.
 
     Use as a context manager inside an initialised Ray session::
 
@@ -97,55 +354,138 @@ class HardwarePool:
         measure_timeout_s: float = 300.0,
         max_restarts: int = -1,
         startup_timeout_s: float = 120.0,
+        plugins: Sequence[str] = (),
+        core_lock_timeout_s: float = 600.0,
+        cache: bool = True,
     ) -> None:
         if not targets:
             raise TargetUnavailableError("the hardware pool needs at least one target")
         names = [target.name for target in targets]
         if len(set(names)) != len(names):
             raise TargetUnavailableError(f"target names must be unique, got {names}")
+        for name, value in (("measure_timeout_s", measure_timeout_s),
+                            ("startup_timeout_s", startup_timeout_s),
+                            ("core_lock_timeout_s", core_lock_timeout_s)):
+            if not isinstance(value, int | float) or value <= 0:
+                raise TargetUnavailableError(f"HardwarePool.{name} must be > 0, got {value!r}")
         self.targets = list(targets)
         self.timing = timing
-        self.measure_timeout_s = measure_timeout_s
+        self.measure_timeout_s = float(measure_timeout_s)
         self.max_restarts = max_restarts
-        self.startup_timeout_s = startup_timeout_s
-        self._actors: dict[str, Any] = {}  # device key -> actor
-        self._routes: dict[str, str] = {}  # target name -> device key
-        self._placements: dict[str, tuple[str, tuple[int, ...]]] = {}  # device -> node, cores
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.plugins = tuple(plugins)
+        self.core_lock_timeout_s = float(core_lock_timeout_s)
+        self.use_cache = cache
+        self._cache: Any = None
+        self._actors: list[Replica] = []
+        self._routes: dict[str, list[Replica]] = {}
+        self._placements: dict[str, tuple[str, tuple[int, ...]]] = {}  # device@node -> cores
 
     def start(self) -> HardwarePool:
-        for key, targets in group_by_device(self.targets).items():
-            cores = {core for t in targets for core in t.cores or ()}
-            resources = {"num_cpus": len(cores) or max(t.num_cpus for t in targets)}
-            if targets[0].device.startswith("cuda"):
-                resources["num_gpus"] = 1
-            actor_class = ray.remote(_RayDeviceWorker).options(
-                max_restarts=self.max_restarts, max_task_retries=0, **resources
-            )
-            self._actors[key] = actor_class.remote(targets, timing=self.timing)
-            self._routes.update({target.name: key for target in targets})
-        for key, actor in self._actors.items():
-            try:
-                self._placements[key] = ray.get(actor.placement.remote(),
-                                                timeout=self.startup_timeout_s)
-            except GetTimeoutError:
-                self.shutdown()
-                raise TargetUnavailableError(
-                    f"device {key!r}: its actor did not start within {self.startup_timeout_s:.0f} s; "
-                    "does the cluster have the CPUs/GPUs it asks for?"
-                ) from None
-            except (RayActorError, RayTaskError) as error:
-                self.shutdown()
-                raise TargetUnavailableError(
-                    f"device {key!r}: actor failed to start: {_last_line(error)}"
-                ) from None
+        try:
+            self._start()
+        except BaseException:
+            self.shutdown()
+            raise
         return self
+
+    def _start(self) -> None:
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        labelled = any(key.startswith(RESOURCE_PREFIX)
+                       for node in nodes for key in node.get("Resources", {}))
+        refs = [_node_report.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+        ).remote(self.targets, self.plugins) for node in nodes]
+        try:
+            reports = ray.get(refs, timeout=self.startup_timeout_s)
+        except GetTimeoutError:
+            raise TargetUnavailableError(
+                f"checking the targets on {len(nodes)} node(s) took over "
+                f"{self.startup_timeout_s:.0f} s; is every node responsive?") from None
+        except RayTaskError as error:
+            raise TargetUnavailableError(
+                f"checking the targets failed on a node: {_last_line(error)}") from None
+        offers = {node["NodeID"]: node.get("Resources", {}) for node in nodes}
+        hosts = {node["NodeID"]: node.get("NodeManagerHostname", "?") for node in nodes}
+        serving: dict[str, list[Target]] = defaultdict(list)  # node -> targets served there
+        problems: list[str] = []
+        for target in self.targets:
+            resource = resource_name(target.backend, target.device)
+            reasons = []
+            for report in reports:
+                node = report["node"]
+                where = f"node {hosts[node]} ({node[:8]})"
+                if labelled and resource not in offers[node]:
+                    reasons.append(f"{where} does not offer Ray resource {resource!r}")
+                elif report["problems"][target.name]:
+                    reasons.extend(f"{where}: {p}" for p in report["problems"][target.name])
+                else:
+                    serving[node].append(target)
+            if not any(target in served for served in serving.values()):
+                hint = (f"; start a node that has it with `ray start --resources "
+                        f"\"$(paretonas targets --ray-resources)\"` (it offers {resource!r})"
+                        if labelled and all("does not offer" in r for r in reasons) else "")
+                problems.append(f"target {target.name!r} cannot be measured on any node: "
+                                + "; ".join(reasons) + hint)
+        if problems:
+            raise TargetUnavailableError("\n".join(problems))
+        by_node = {report["node"]: report for report in reports}
+        for node, served in serving.items():
+            report = by_node[node]
+            for key, group in group_by_device(served, cores=report["cores"]).items():
+                self._start_actor(node, f"{key}@{node[:8]}", group, report, labelled)
+        for replica in self._actors:
+            self._await_start(replica)
+        self._cache = MeasurementCache.remote() if self.use_cache else None  # type: ignore[attr-defined]
+
+    def _start_actor(self, node: str, device: str, group: list[Target],
+                     report: dict[str, Any], labelled: bool) -> None:
+        cores = sorted({c for t in group for c in report["cores"][t.name] or ()})
+        resources: dict[str, float] = {}
+        if labelled:
+            resources = {resource_name(t.backend, t.device): RESOURCE_REQUEST for t in group}
+        options: dict[str, Any] = {
+            "num_cpus": len(cores) or max(t.num_cpus for t in group),
+            "resources": resources,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False),
+            "max_restarts": self.max_restarts, "max_task_retries": 0,
+        }
+        if group[0].device_kind == "cuda":
+            options["num_gpus"] = 1
+        actor = DeviceActor.options(**options).remote(  # type: ignore[attr-defined]
+            group, timing=self.timing, cores=tuple(cores) or None, plugins=self.plugins,
+            core_lock_timeout_s=self.core_lock_timeout_s,
+            device_name=report["device_names"][group[0].name],
+        )
+        replica = Replica(actor=actor, device=device, node=node, signature="")
+        self._actors.append(replica)
+        for target in group:
+            self._routes.setdefault(target.name, []).append(replica)
+
+    def _await_start(self, replica: Replica) -> None:
+        try:
+            node, cores = ray.get(replica.actor.placement.remote(), timeout=self.startup_timeout_s)
+            signatures = ray.get(replica.actor.signatures.remote(), timeout=self.startup_timeout_s)
+        except GetTimeoutError:
+            raise TargetUnavailableError(
+                f"device {replica.device!r}: its actor did not start within "
+                f"{self.startup_timeout_s:.0f} s; does the node have the CPUs/GPUs it asks for?"
+            ) from None
+        except (RayActorError, RayTaskError) as error:
+            raise TargetUnavailableError(
+                f"device {replica.device!r}: actor failed to start: {_last_line(error)}"
+            ) from None
+        self._placements[replica.device] = (node, tuple(cores))
+        for name, routes in self._routes.items():
+            self._routes[name] = [replace(r, signature=signatures[name])
+                                  if r.actor is replica.actor else r for r in routes]
 
     def client(self) -> PoolClient:
         if not self._actors:
             raise TargetUnavailableError("the hardware pool is not started")
         return PoolClient(
-            actors={name: self._actors[key] for name, key in self._routes.items()},
-            timeout_s=self.measure_timeout_s,
+            replicas={name: tuple(routes) for name, routes in self._routes.items()},
+            timeout_s=self.measure_timeout_s, cache=self._cache,
         )
 
     def reserved_cores(self) -> dict[str, list[int]]:
@@ -156,14 +496,19 @@ class HardwarePool:
         return {node: sorted(cores) for node, cores in reserved.items() if cores}
 
     def describe(self) -> list[dict[str, object]]:
+        """Per actor: device key, node, pid, every thread's cores, its targets."""
         return [
-            {"device": key, **ray.get(actor.describe.remote(), timeout=self.startup_timeout_s)}
-            for key, actor in self._actors.items()
+            {"device": replica.device, "node": replica.node,
+             **ray.get(replica.actor.describe.remote(), timeout=self.startup_timeout_s)}
+            for replica in self._actors
         ]
 
     def shutdown(self) -> None:
-        for actor in self._actors.values():
-            ray.kill(actor, no_restart=True)
+        for replica in self._actors:
+            ray.kill(replica.actor, no_restart=True)
+        if self._cache is not None:
+            ray.kill(self._cache, no_restart=True)
+        self._cache = None
         self._actors.clear()
         self._routes.clear()
         self._placements.clear()
@@ -173,6 +518,25 @@ class HardwarePool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def cache_key(request: MeasureRequest, signature: str) -> str:
+    """The cache key of a request on a target: candidate, input shape, target signature."""
+    text = json.dumps([request.candidate, list(request.sample_shape), signature])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _replica_of(replicas: tuple[Replica, ...], measurement: PoolMeasurement) -> Replica:
+    node = measurement.provenance.node if measurement.provenance else None
+    return next((r for r in replicas if r.node == node), replicas[0])
+
+
+def _combine(rounds: list[PoolMeasurement]) -> PoolMeasurement:
+    """One measurement from several rounds: median of medians, the middle round's spread."""
+    middle = sorted(rounds, key=lambda m: m.median_ms)[len(rounds) // 2]
+    return replace(middle, median_ms=median(m.median_ms for m in rounds),
+                   runs=sum(m.runs for m in rounds),
+                   min_ms=min(m.min_ms for m in rounds), max_ms=max(m.max_ms for m in rounds))
 
 
 def _last_line(error: BaseException) -> str:

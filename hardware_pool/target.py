@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hardware_pool.errors import TargetUnavailableError
@@ -39,13 +39,30 @@ class Target:
             object.__setattr__(self, "cores", cores)
 
     @property
+    def device_kind(self) -> str:
+        """The device without its index: ``cuda:1`` -> ``cuda``."""
+        return self.device.split(":", 1)[0]
+
+    @property
+    def device_index(self) -> int | None:
+        """The index in ``cuda:1`` (``None`` when the device names no index)."""
+        _, sep, index = self.device.partition(":")
+        return int(index) if sep and index.isdigit() else None
+
+    @property
     def num_cpus(self) -> int:
         """CPUs the measuring actor reserves from Ray's scheduler."""
         return len(self.cores) if self.cores is not None else self.threads
 
 
-def group_by_device(targets: Sequence[Target]) -> dict[str, list[Target]]:
+def group_by_device(
+    targets: Sequence[Target], *, cores: Mapping[str, tuple[int, ...] | None] | None = None,
+) -> dict[str, list[Target]]:
     """Targets that share hardware, keyed by a device name.
+
+    ``cores`` maps target names to their cores resolved on one node (see
+    ``resolve_cores``), so ``[-1]`` and the same core by number share a device;
+    without it the configured numbers are compared as written.
 
     CPU targets whose core sets overlap (transitively) share a device, and so do
     unpinned CPU targets; other devices group by name (``cuda:0``, ``npu``). An
@@ -54,19 +71,20 @@ def group_by_device(targets: Sequence[Target]) -> dict[str, list[Target]]:
     """
     groups: list[tuple[str, set[int] | None, list[Target]]] = []
     for target in targets:
-        cores = set(target.cores) if target.device == "cpu" and target.cores else None
+        spec = cores[target.name] if cores is not None else target.cores
+        core_set = set(spec) if target.device == "cpu" and spec else None
         merged: list[Target] = [target]
-        for group in [g for g in groups if g[0] == target.device and _overlap(g[1], cores)]:
+        for group in [g for g in groups if g[0] == target.device and _overlap(g[1], core_set)]:
             groups.remove(group)
             merged = group[2] + merged
-            if cores is not None and group[1] is not None:
-                cores |= group[1]
-        groups.append((target.device, cores, merged))
+            if core_set is not None and group[1] is not None:
+                core_set |= group[1]
+        groups.append((target.device, core_set, merged))
     position = {target.name: index for index, target in enumerate(targets)}
     return {
-        device if cores is None else f"{device}:" + ",".join(map(str, sorted(cores))):
+        device if group_cores is None else f"{device}:" + ",".join(map(str, sorted(group_cores))):
             sorted(members, key=lambda target: position[target.name])
-        for device, cores, members in groups
+        for device, group_cores, members in groups
     }
 
 
@@ -74,9 +92,14 @@ def _overlap(first: set[int] | None, second: set[int] | None) -> bool:
     return first == second if first is None or second is None else bool(first & second)
 
 
-def resolve_cores(cores: tuple[int, ...]) -> tuple[int, ...]:
-    """The concrete cores on this node (negatives count from the last available core)."""
-    allowed = sorted(os.sched_getaffinity(0))
+def resolve_cores(
+    cores: tuple[int, ...], *, available: Sequence[int] | None = None,
+) -> tuple[int, ...]:
+    """The concrete cores on a node (negatives count from the last available core).
+
+    ``available``: the node's usable cores (default: this process's, all threads).
+    """
+    allowed = sorted(available if available is not None else usable_cores())
     resolved = set()
     for core in cores:
         index = len(allowed) + core if core < 0 else None
@@ -91,3 +114,11 @@ def resolve_cores(cores: tuple[int, ...]) -> tuple[int, ...]:
             f"cores {missing} are not available on this node (available: {allowed})"
         )
     return tuple(sorted(resolved))
+
+
+def usable_cores() -> list[int]:
+    """The cores this node lets paretonas use: every core any of this process's threads
+    may run on (a pinned thread must not shrink what the node offers)."""
+    from hardware_pool.affinity import process_cores
+
+    return process_cores() or sorted(os.sched_getaffinity(0))

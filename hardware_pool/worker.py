@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import socket
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evaluators.backends.base import BackendOptions
 from evaluators.benchmark import Measurement, measure_onnx
 from evaluators.timing import TimingSettings
-from hardware_pool.target import Target, resolve_cores
+from hardware_pool.affinity import pin_process, thread_affinities
+from hardware_pool.core_lock import hold_cores
+from hardware_pool.target import Target
+from search_spaces.errors import ParetonasError
 
 
 @dataclass(frozen=True)
@@ -23,41 +32,166 @@ class MeasureRequest:
     sample_shape: tuple[int, ...]
 
 
-class DeviceWorker:
-    """Owns one device and the targets on it; measures one candidate at a time.
+@dataclass(frozen=True)
+class Provenance:
+    """Where and with what a measurement was taken."""
 
-    On construction it pins the process to its targets' cores (if given) so timings
-    are not disturbed by the scheduler moving it around.
+    node: str
+    hostname: str
+    device_name: str
+    runtime_version: str
+    cores: tuple[int, ...] | None
+    threads: int
+    started_s: float  # wall-clock (time.time) when the measurement started
+    waited_for_cores_s: float = 0.0
+    drift: str = ""  # set when the device's reference model drifted around this measurement
+
+
+@dataclass(frozen=True)
+class PoolMeasurement(Measurement):
+    """A ``Measurement`` plus where it was taken (``None`` outside the pool)."""
+
+    provenance: Provenance | None = None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a worker is doing now: the request, its phase and seconds in this request."""
+
+    request_id: str | None
+    phase: str  # "idle", "waiting for cores", "measuring"
+    elapsed_s: float  # since the phase started
+    served: int
+
+
+class DeviceWorker:
+    """Owns one device and the targets on it; measures one request at a time.
+
+    ``cores`` (already resolved on this node) pins every thread of the process to
+    them at start and again after each measurement (runtimes start threads of their
+    own). While a measurement runs it holds those cores' node-wide locks, so two
+    searches on one machine never time on the same cores at once. ``plugins`` are
+    modules imported first (plugin backends register on import).
     """
 
-    def __init__(self, targets: Sequence[Target], *, timing: TimingSettings) -> None:
+    def __init__(
+        self, targets: Sequence[Target], *, timing: TimingSettings,
+        cores: tuple[int, ...] | None = None, plugins: Sequence[str] = (),
+        core_lock_timeout_s: float = 600.0, node: str = "", device_name: str = "",
+    ) -> None:
+        for module in plugins:
+            importlib.import_module(module)
         self.targets = {target.name: target for target in targets}
         self.timing = timing
-        specs = sorted({core for target in targets for core in target.cores or ()})
-        self.cores: tuple[int, ...] | None = resolve_cores(tuple(specs)) if specs else None
+        self.cores = tuple(sorted(cores)) if cores else None
+        self.core_lock_timeout_s = core_lock_timeout_s
+        self.node = node
+        self.device_name = device_name
+        indices = {t.device_index for t in targets
+                   if t.device_kind == "cuda" and t.device_index is not None}
+        if indices:  # one device per actor: the GPU it names, seen as cuda:0 by runtimes
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, sorted(indices)))
         if self.cores is not None:
-            os.sched_setaffinity(0, self.cores)
+            pin_process(self.cores)
+        from hardware_pool.discovery import runtime_versions
 
-    def measure(self, target_name: str, request: MeasureRequest) -> Measurement:
+        self._versions = runtime_versions()
+        self._hostname = socket.gethostname()
+        self._lock = threading.Lock()
+        self._activity: tuple[str | None, str, float] = (None, "idle", time.monotonic())
+        self._served = 0
+
+    def measure(
+        self, target_name: str, request: MeasureRequest, *, request_id: str = "",
+        timing: TimingSettings | None = None,
+    ) -> PoolMeasurement:
+        """Time ``request`` on one of this device's targets (holding its cores' locks)."""
         target = self.targets[target_name]
-        with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
-            path = Path(tmp) / f"{request.candidate}.onnx"
-            path.write_bytes(request.onnx_model)
-            return measure_onnx(
-                path,
-                backend=target.backend,
-                options=BackendOptions(
-                    device=target.device, precision=target.precision, threads=target.threads
-                ),
-                input_shape=(target.batch_size, *request.sample_shape),
-                timing=self.timing,
-            )
+        queued = time.monotonic()
+        with self._busy(request_id or request.candidate, target):
+            waited = time.monotonic() - queued
+            started = time.time()
+            with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
+                path = Path(tmp) / f"{_safe(request.candidate)}.onnx"
+                path.write_bytes(request.onnx_model)
+                measurement = measure_onnx(
+                    path, backend=target.backend, options=self.options(target),
+                    input_shape=(target.batch_size, *request.sample_shape),
+                    timing=timing or self.timing,
+                )
+        return PoolMeasurement(**{
+            **{name: getattr(measurement, name) for name in measurement.__dataclass_fields__},
+            "provenance": self.provenance(target, started_s=started, waited_s=waited),
+        })
+
+    def options(self, target: Target) -> BackendOptions:
+        return BackendOptions(device=target.device_kind, precision=target.precision,
+                              threads=target.threads)
+
+    def provenance(self, target: Target, *, started_s: float, waited_s: float = 0.0
+                   ) -> Provenance:
+        return Provenance(
+            node=self.node, hostname=self._hostname, device_name=self.device_name,
+            runtime_version=f"{target.backend} {self._versions.get(target.backend, 'unknown')}",
+            cores=self.cores, threads=target.threads, started_s=started_s,
+            waited_for_cores_s=waited_s,
+        )
+
+    def signature(self, target_name: str) -> str:
+        """What makes two measurements comparable: target settings, device, runtime version."""
+        target = self.targets[target_name]
+        provenance = self.provenance(target, started_s=0.0)
+        return json.dumps({
+            "backend": target.backend, "device": target.device_kind,
+            "precision": target.precision, "batch_size": target.batch_size,
+            "threads": target.threads, "device_name": provenance.device_name,
+            "runtime": provenance.runtime_version,
+        }, sort_keys=True)
+
+    def activity(self) -> Activity:
+        request_id, phase, since = self._activity
+        return Activity(request_id, phase, time.monotonic() - since, self._served)
 
     def describe(self) -> dict[str, object]:
-        """Where this worker runs: process id, the cores it may use, its targets."""
+        """Where this worker runs: pid, every thread's cores, its targets."""
+        affinities = thread_affinities()
         return {
             "pid": os.getpid(),
-            "cores": sorted(os.sched_getaffinity(0)),
+            "cores": sorted({core for cores in affinities.values() for core in cores}),
+            "threads": {str(tid): cores for tid, cores in affinities.items()},
             "pinned": self.cores is not None,
             "targets": sorted(self.targets),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
+
+    @contextmanager
+    def _busy(self, request_id: str, target: Target) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            raise ParetonasError("a device worker measures one request at a time")
+        try:
+            self._activity = (request_id, "waiting for cores", time.monotonic())
+            locks = (hold_cores(self.cores, timeout_s=self.core_lock_timeout_s,
+                                holder=f"measuring {request_id} on target {target.name!r}")
+                     if self.cores is not None else nullcontext())
+            with locks:
+                self._activity = (request_id, "measuring", time.monotonic())
+                try:
+                    yield
+                finally:
+                    if self.cores is not None:
+                        pin_process(self.cores)  # runtimes may have started threads
+        finally:
+            self._served += 1
+            self._activity = (None, "idle", time.monotonic())
+            self._lock.release()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "model"
+
+
+def with_drift(measurement: PoolMeasurement, note: str) -> PoolMeasurement:
+    """The same measurement with its provenance's drift note set."""
+    if measurement.provenance is None:
+        return measurement
+    return replace(measurement, provenance=replace(measurement.provenance, drift=note))

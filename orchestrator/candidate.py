@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -14,7 +13,9 @@ import torch
 from evaluators.data import load_dataset
 from evaluators.export import count_parameters, export_onnx
 from evaluators.training import TrainingSettings, train_and_evaluate
+from hardware_pool.affinity import pin_process
 from hardware_pool.pool import PoolClient
+from hardware_pool.target import usable_cores
 from hardware_pool.worker import MeasureRequest
 from orchestrator.errors import CandidateError
 from orchestrator.objectives import target_metric
@@ -102,8 +103,9 @@ def evaluate_candidate(
 
 
 def pin_away_from(reserved_cores: dict[str, list[int]], node_id: str) -> None:
-    """Keep this process off the cores the pool's actors are pinned to on this node."""
+    """Keep every thread of this process off the cores the pool's actors are pinned to
+    on this node (a node with no other core leaves the process as it is)."""
     reserved = set(reserved_cores.get(node_id, ()))
-    free = os.sched_getaffinity(0) - reserved
+    free = set(usable_cores()) - reserved
     if reserved and free:
-        os.sched_setaffinity(0, free)
+        pin_process(free)

@@ -18,9 +18,12 @@ def ray_session(config: SearchConfig) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    embedded = config.ray.address is None
     ray.init(
         address=config.ray.address,
-        num_cpus=config.ray.num_cpus if config.ray.address is None else None,
+        num_cpus=config.ray.num_cpus if embedded else None,
+        # this node's targets as custom resources (a cluster's nodes declare their own)
+        resources=node_resources() if embedded else None,
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
@@ -29,6 +32,13 @@ def ray_session(config: SearchConfig) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def node_resources() -> dict[str, float]:
+    """The custom resources of the targets this machine can serve (see hardware_pool.discovery)."""
+    from hardware_pool.discovery import probe_node
+
+    return probe_node().ray_resources()
 
 
 @contextmanager

@@ -54,3 +54,17 @@ def test_missing_cores_are_refused_with_what_exists() -> None:
         resolve_cores((10_000,))
     with pytest.raises(TargetUnavailableError, match="does not exist"):
         resolve_cores((-10_000,))
+
+
+def test_cores_resolved_on_the_node_merge_minus_one_with_its_number() -> None:
+    targets = [Target(name="a", backend="onnxruntime", cores=(-1,)),
+               Target(name="b", backend="openvino", cores=(3,))]
+    assert len(group_by_device(targets)) == 2  # as written they differ
+    resolved = {t.name: resolve_cores(t.cores or (), available=[0, 1, 2, 3]) for t in targets}
+    assert _names(group_by_device(targets, cores=resolved)) == {"cpu:3": ["a", "b"]}
+
+
+def test_device_kind_and_index() -> None:
+    target = Target(name="g", backend="onnxruntime", device="cuda:1")
+    assert (target.device_kind, target.device_index) == ("cuda", 1)
+    assert Target(name="c", backend="x").device_index is None

@@ -1,0 +1,32 @@
+"""Discovery probes this machine for real."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+from hardware_pool.discovery import probe_node, resource_name
+
+
+def test_resource_names_follow_the_documented_scheme() -> None:
+    assert resource_name("openvino", "cpu") == "paretonas/openvino/cpu"
+    assert resource_name("onnxruntime", "cuda:1") == "paretonas/onnxruntime/cuda"
+
+
+def test_this_node_serves_the_cpu_runtimes() -> None:
+    inventory = probe_node()
+    assert list(inventory.cores) == sorted(os.sched_getaffinity(0))
+    assert inventory.cpu_model
+    served = {(t.backend, t.device): t for t in inventory.targets}
+    assert served[("onnxruntime", "cpu")].precisions == ("fp32",)
+    assert "fp32" in served[("openvino", "cpu")].precisions
+    assert inventory.runtimes["onnxruntime"] == importlib.metadata.version("onnxruntime")
+    assert inventory.runtimes["openvino"] == importlib.metadata.version("openvino")
+    assert "CPU" in inventory.openvino_devices
+    resources = inventory.ray_resources()
+    assert resources["paretonas/onnxruntime/cpu"] == 1.0
+    assert resources["paretonas/openvino/cpu"] == 1.0
+    if not inventory.gpus:
+        assert "onnxruntime/cuda" in inventory.unavailable
+        assert not any(name.endswith("/cuda") for name in resources)
+    assert inventory.as_dict()["hostname"] == inventory.hostname
