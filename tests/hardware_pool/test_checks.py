@@ -28,16 +28,16 @@ def test_cores_that_do_not_exist_are_refused() -> None:
 def test_every_problem_is_listed_once_per_line() -> None:
     problems = check_targets([
         Target(name="a", backend="no-such-runtime"),
-        Target(name="b", backend="onnxruntime", precision="int8"),
+        Target(name="b", backend="onnxruntime", precision="bf16"),
         Target(name="c", backend="openvino", device="npu"),
     ], cores=CORES)
     assert [p.split(":")[0] for p in problems] == ["target 'a'", "target 'b'", "target 'c'"]
     assert "unknown backend 'no-such-runtime'; known:" in problems[0]
-    assert "does not support precision 'int8'" in problems[1]
+    assert "does not support precision 'bf16'" in problems[1]
     assert "openvino cannot run npu/fp32 here" in problems[2]
     with pytest.raises(TargetUnavailableError, match=r"(?s)target 'a'.*target 'b'.*target 'c'"):
         require_targets([Target(name="a", backend="no-such-runtime"),
-                         Target(name="b", backend="onnxruntime", precision="int8"),
+                         Target(name="b", backend="onnxruntime", precision="bf16"),
                          Target(name="c", backend="openvino", device="npu")])
 
 

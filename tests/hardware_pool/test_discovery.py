@@ -18,7 +18,7 @@ def test_this_node_serves_the_cpu_runtimes() -> None:
     assert list(inventory.cores) == sorted(os.sched_getaffinity(0))
     assert inventory.cpu_model
     served = {(t.backend, t.device): t for t in inventory.targets}
-    assert served[("onnxruntime", "cpu")].precisions == ("fp32",)
+    assert "fp32" in served[("onnxruntime", "cpu")].precisions
     assert "fp32" in served[("openvino", "cpu")].precisions
     assert inventory.runtimes["onnxruntime"] == importlib.metadata.version("onnxruntime")
     assert inventory.runtimes["openvino"] == importlib.metadata.version("openvino")
