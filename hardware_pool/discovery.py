@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import platform
 import shutil
@@ -215,3 +216,34 @@ def _openvino_devices() -> dict[str, str]:
                 for name in core.available_devices}
     except Exception as error:  # a broken driver must not break discovery; report it
         return {"error": f"{type(error).__name__}: {error}"}
+
+
+def cluster_inventory(*, address: str | None = None, timeout_s: float = 120.0
+                      ) -> list[NodeInventory]:
+    """Every alive node's inventory, probed by a Ray task on that node.
+
+    Uses the current Ray session, or connects to ``address`` (``auto``,
+    ``ray://host:port``) for the call and disconnects afterwards.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+    try:
+        probe = ray.remote(num_cpus=0, max_retries=0)(_probe_this_node)
+        refs = [probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+        ).remote() for node in ray.nodes() if node.get("Alive")]
+        return list(ray.get(refs, timeout=timeout_s))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _probe_this_node() -> NodeInventory:
+    import ray
+
+    return probe_node(node_id=ray.get_runtime_context().get_node_id())

@@ -339,6 +339,8 @@ class HardwarePool:
     register on import). ``core_lock_timeout_s``: how long a measurement waits for
     cores another process on the node holds. ``cache``: answer a request measured
     before (same candidate, shape, target, device and runtime) from memory.
+    ``reference_every``/``reference_tolerance``: re-time a fixed reference model every
+    N measurements per target and re-measure when it drifted (see ``DeviceWorker``).
 
     Use as a context manager inside an initialised Ray session::
 
@@ -357,6 +359,8 @@ class HardwarePool:
         plugins: Sequence[str] = (),
         core_lock_timeout_s: float = 600.0,
         cache: bool = True,
+        reference_every: int = 0,
+        reference_tolerance: float = 0.15,
     ) -> None:
         if not targets:
             raise TargetUnavailableError("the hardware pool needs at least one target")
@@ -376,6 +380,14 @@ class HardwarePool:
         self.plugins = tuple(plugins)
         self.core_lock_timeout_s = float(core_lock_timeout_s)
         self.use_cache = cache
+        if not isinstance(reference_every, int) or reference_every < 0:
+            raise TargetUnavailableError(
+                f"HardwarePool.reference_every must be an integer >= 0, got {reference_every!r}")
+        if not reference_tolerance > 0:
+            raise TargetUnavailableError(
+                f"HardwarePool.reference_tolerance must be > 0, got {reference_tolerance!r}")
+        self.reference_every = reference_every
+        self.reference_tolerance = float(reference_tolerance)
         self._cache: Any = None
         self._actors: list[Replica] = []
         self._routes: dict[str, list[Replica]] = {}
@@ -456,6 +468,7 @@ class HardwarePool:
             group, timing=self.timing, cores=tuple(cores) or None, plugins=self.plugins,
             core_lock_timeout_s=self.core_lock_timeout_s,
             device_name=report["device_names"][group[0].name],
+            reference_every=self.reference_every, reference_tolerance=self.reference_tolerance,
         )
         replica = Replica(actor=actor, device=device, node=node, signature="")
         self._actors.append(replica)

@@ -78,6 +78,7 @@ class DeviceWorker:
         self, targets: Sequence[Target], *, timing: TimingSettings,
         cores: tuple[int, ...] | None = None, plugins: Sequence[str] = (),
         core_lock_timeout_s: float = 600.0, node: str = "", device_name: str = "",
+        reference_every: int = 0, reference_tolerance: float = 0.15,
     ) -> None:
         for module in plugins:
             importlib.import_module(module)
@@ -100,12 +101,51 @@ class DeviceWorker:
         self._lock = threading.Lock()
         self._activity: tuple[str | None, str, float] = (None, "idle", time.monotonic())
         self._served = 0
+        self.reference_every = reference_every
+        self.reference_tolerance = reference_tolerance
+        self._measured: dict[str, int] = {}  # target -> measurements since start
+        self._baseline: dict[str, float] = {}  # target -> the reference's first median
 
     def measure(
         self, target_name: str, request: MeasureRequest, *, request_id: str = "",
         timing: TimingSettings | None = None,
     ) -> PoolMeasurement:
-        """Time ``request`` on one of this device's targets (holding its cores' locks)."""
+        """Time ``request`` on one of this device's targets (holding its cores' locks).
+
+        With ``reference_every`` N, the reference model is timed on the target's
+        first measurement and after every N-th: when its median moved by more than
+        ``reference_tolerance`` since the first, the measurement is taken again
+        and carries the drift in ``provenance.drift``.
+        """
+        measurement = self._measure_once(target_name, request, request_id, timing)
+        if not self.reference_every or timing is not None:
+            return measurement
+        count = self._measured[target_name] = self._measured.get(target_name, 0) + 1
+        if count == 1 or count % self.reference_every == 0:
+            drift = self._reference_drift(target_name, request_id)
+            if drift:
+                again = self._measure_once(target_name, request, request_id, timing)
+                return with_drift(again, f"{drift}; re-measured (first: "
+                                         f"{measurement.median_ms:.4g} ms)")
+        return measurement
+
+    def _reference_drift(self, target_name: str, request_id: str) -> str:
+        """Time the reference model; describe its drift from the first time ('' if none)."""
+        from hardware_pool.reference import reference_request
+
+        median = self._measure_once(target_name, reference_request(),
+                                    f"{request_id}:reference", None).median_ms
+        baseline = self._baseline.setdefault(target_name, median)
+        change = median / baseline - 1
+        if abs(change) <= self.reference_tolerance:
+            return ""
+        return (f"reference model {median:.4g} ms vs {baseline:.4g} ms at start "
+                f"({change:+.0%}, tolerance {self.reference_tolerance:.0%})")
+
+    def _measure_once(
+        self, target_name: str, request: MeasureRequest, request_id: str,
+        timing: TimingSettings | None,
+    ) -> PoolMeasurement:
         target = self.targets[target_name]
         queued = time.monotonic()
         with self._busy(request_id or request.candidate, target):

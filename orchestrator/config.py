@@ -106,6 +106,22 @@ class TimingConfig(Section):
         return TimingSettings(**self.model_dump(exclude={"measure_timeout_s"}))
 
 
+class PoolConfig(Section):
+    """The hardware pool's settings (see ``hardware_pool.pool.HardwarePool``)."""
+
+    core_lock_timeout_s: float = Field(600.0, gt=0, description=(
+        "how long a measurement waits for cores another search on the node holds"))
+    cache: bool = Field(True, description="never measure the same candidate on a target twice")
+    reference_every: int = Field(0, ge=0, description=(
+        "re-time a fixed reference model every N measurements per target (0: never)"))
+    reference_tolerance: float = Field(0.15, gt=0, description=(
+        "relative drift of the reference's median that flags the device and re-measures"))
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``HardwarePool``."""
+        return self.model_dump()
+
+
 class BoundConfig(Section):
     min: float | None = None
     max: float | None = None
@@ -153,6 +169,7 @@ class SearchConfig(Section):
     training: TrainingConfig = TrainingConfig()
     targets: list[TargetConfig] = Field(min_length=1)
     timing: TimingConfig = TimingConfig()
+    pool: PoolConfig = PoolConfig()
     objectives: dict[str, Literal["min", "max"]] = Field(min_length=1)
     constraints: dict[str, BoundConfig] = Field(default_factory=dict)
     searcher: SearcherConfig = SearcherConfig()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import os
 
+import pytest
+
 from hardware_pool.discovery import probe_node, resource_name
 
 
@@ -30,3 +32,21 @@ def test_this_node_serves_the_cpu_runtimes() -> None:
         assert "onnxruntime/cuda" in inventory.unavailable
         assert not any(name.endswith("/cuda") for name in resources)
     assert inventory.as_dict()["hostname"] == inventory.hostname
+
+
+def test_targets_command_prints_inventory_and_resources(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from orchestrator.cli import main
+
+    assert main(["targets", "--ray-resources"]) == 0
+    resources = json.loads(capsys.readouterr().out)
+    assert resources["paretonas/onnxruntime/cpu"] == 1.0
+    assert main(["targets", "--json"]) == 0
+    [node] = json.loads(capsys.readouterr().out)
+    assert {"backend": "openvino", "device": "cpu"}.items() <= node["targets"][1].items()
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert "paretonas/openvino/cpu" in out and "usable cores" in out

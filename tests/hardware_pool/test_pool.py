@@ -8,16 +8,19 @@ unpinned and can be told to hang.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import ray
 import torch
+import yaml
 from torch import nn
 
 from evaluators.errors import CompileError
@@ -28,6 +31,7 @@ from hardware_pool.affinity import thread_affinities
 from hardware_pool.errors import MeasurementTimeoutError
 from hardware_pool.pool import HardwarePool
 from hardware_pool.worker import MeasureRequest
+from tests.conftest import TINY_CONFIG
 from tests.hardware_pool.plugin_backends import interval_log
 
 pytestmark = pytest.mark.slow
@@ -213,3 +217,23 @@ def test_two_pools_on_one_core_take_turns(ray_session: None, onnx_bytes: bytes) 
     intervals = sorted((float(start), float(end)) for start, end, _ in lines)
     for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
         assert end <= start, f"measurements overlapped: {intervals}"
+
+
+def test_measure_command_times_onnx_files_on_the_config_targets(
+    ray_session: None, onnx_bytes: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from orchestrator.cli import main
+
+    models = [tmp_path / "a.onnx", tmp_path / "b.onnx"]
+    for model in models:
+        model.write_bytes(onnx_bytes)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**TINY_CONFIG, "targets": [
+        {"name": "cpu-ort", "backend": "onnxruntime", "cores": [-1]}]}))
+    assert main(["measure", *map(str, models), "--config", str(config), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["model"], row["target"]) for row in rows] == [
+        (str(models[0]), "cpu-ort"), (str(models[1]), "cpu-ort")]
+    assert all(row["median_ms"] > 0 and row["provenance"]["cores"] == [LAST] for row in rows)
+    assert main(["measure", str(tmp_path / "missing.onnx"), "--config", str(config)]) == 2
+    assert "cannot read" in capsys.readouterr().err
