@@ -72,6 +72,9 @@ def quantize_qdq(onnx_path: Path, output_path: Path, *, batches: list[np.ndarray
     Weights are signed, symmetric and per output channel; activations are unsigned
     (ONNX Runtime CPU's fast U8S8 kernels) unless ``symmetric_activations`` (signed,
     zero point 0: what TensorRT requires). Ranges come from min/max over ``batches``.
+    The model is first pre-processed as ONNX Runtime recommends (shape inference, basic
+    graph optimisation): it turns the exporter's Constant nodes into initializers, without
+    which e.g. Conv→Clip (ReLU6) pairs stay in float.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -81,6 +84,7 @@ def quantize_qdq(onnx_path: Path, output_path: Path, *, batches: list[np.ndarray
         QuantType,
         quantize_static,
     )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class _Reader(CalibrationDataReader):
         def __init__(self, input_name: str) -> None:
@@ -91,10 +95,15 @@ def quantize_qdq(onnx_path: Path, output_path: Path, *, batches: list[np.ndarray
             batch = next(self._batches, None)
             return None if batch is None else {self._input_name: batch}
 
+    preprocessed = output_path.with_name(f"{output_path.stem}.preprocessed.onnx")
     try:
-        model = onnx.load(str(onnx_path))
+        quant_pre_process(str(onnx_path), str(preprocessed), skip_symbolic_shape=True)
+        model = onnx.load(str(preprocessed))
     except Exception as error:
-        raise CompileError(f"cannot read {onnx_path} for quantization: {error}") from error
+        raise CompileError(f"cannot prepare {onnx_path} for quantization: "
+                           f"{type(error).__name__}: {error}") from error
+    finally:
+        preprocessed.unlink(missing_ok=True)
     initializers = {tensor.name for tensor in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:

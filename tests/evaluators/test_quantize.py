@@ -166,6 +166,14 @@ def test_onnxruntime_int8_is_a_qdq_model_close_to_fp32(trained: Trained, tmp_pat
     batches = calibration_batches(trained.calibration, batch_size=BATCH)
     path = quantize_qdq(trained.onnx_path, tmp_path / "int8.onnx", batches=batches)
     assert qdq_node_count(path) >= 4 and qdq_node_count(trained.onnx_path) == 0
+    import onnx
+    import onnxruntime
+
+    session_options = onnxruntime.SessionOptions()
+    session_options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
+    executed = {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert "QLinearConv" in executed and "Conv" not in executed, executed  # all convs int8
     fp32 = _accuracy("onnxruntime", trained, "fp32")
     int8 = _accuracy("onnxruntime", trained, "int8")
     assert fp32 == pytest.approx(trained.torch_accuracy, abs=1e-3)
