@@ -20,6 +20,7 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def main() -> None:
         else:
             runnable.append((backend, device, precision))
 
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory(prefix="paretonas-precision-") as tmp:
         for index in range(args.candidates):
@@ -126,7 +127,7 @@ def main() -> None:
     console.print(f"wrote {output}")
 
 
-def _summary(rows: list[dict[str, object]]) -> dict[str, dict[str, float]]:
+def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per target: medians over candidates, and ratios/deltas against fp32 on the same device."""
     by_key = {(r["arch"], r["backend"], r["device"], r["precision"]): r for r in rows}
     summary: dict[str, dict[str, float]] = {}
