@@ -20,7 +20,7 @@ from evaluators.errors import (
     TrainingError,
 )
 from evaluators.export import count_parameters, export_onnx
-from evaluators.quantize import calibration_samples
+from evaluators.quantize import calibration_samples, with_calibration
 from evaluators.timing import TimingSettings, TimingStats, time_model
 from evaluators.training import TrainingResult, TrainingSettings, train_and_evaluate
 
@@ -53,4 +53,5 @@ __all__ = [
     "measure_onnx",
     "time_model",
     "train_and_evaluate",
+    "with_calibration",
 ]

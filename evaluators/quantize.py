@@ -17,12 +17,14 @@ from a dataset's training split); it is fed in batches of the compiled batch siz
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evaluators.backends.base import BackendOptions
 from evaluators.data import Dataset
 from evaluators.errors import CompileError, SettingsError
 
@@ -42,6 +44,15 @@ def calibration_samples(dataset: Dataset, *, count: int = DEFAULT_CALIBRATION_SA
     rng = np.random.default_rng(seed)
     chosen = rng.permutation(len(dataset.train_x))[:count]
     return np.ascontiguousarray(dataset.train_x[np.sort(chosen)], dtype=np.float32)
+
+
+def with_calibration(options: BackendOptions, dataset: Dataset, *, seed: int,
+                     count: int = DEFAULT_CALIBRATION_SAMPLES) -> BackendOptions:
+    """``options`` with a calibration set drawn from ``dataset`` if its precision is int8."""
+    if options.precision != "int8":
+        return options
+    return dataclasses.replace(options, calibration=calibration_samples(dataset, count=count,
+                                                                        seed=seed))
 
 
 def calibration_batches(calibration: np.ndarray | None, *, batch_size: int,

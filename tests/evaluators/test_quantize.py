@@ -29,6 +29,7 @@ from evaluators.quantize import (
     qdq_node_count,
     quantize_openvino,
     quantize_qdq,
+    with_calibration,
 )
 from search_spaces import InputSpec
 from tests.evaluators.models import SAMPLE_SHAPE, tiny_conv_net, torch_logits
@@ -87,6 +88,19 @@ def test_calibration_samples_come_from_the_training_split_by_seed() -> None:
     assert len(calibration_samples(dataset, count=10**6, seed=0)) == len(dataset.train_x)
     with pytest.raises(SettingsError, match="count"):
         calibration_samples(dataset, count=0, seed=0)
+
+
+def test_with_calibration_adds_samples_only_for_int8() -> None:
+    rng = np.random.default_rng(0)
+    dataset = Dataset(
+        name="random", train_x=rng.random((30, *SAMPLE_SHAPE), dtype=np.float32),
+        train_y=rng.integers(0, 10, 30), test_x=rng.random((5, *SAMPLE_SHAPE), dtype=np.float32),
+        test_y=rng.integers(0, 10, 5), input_spec=InputSpec(shape=SAMPLE_SHAPE, num_classes=10))
+    fp32 = BackendOptions(threads=2)
+    assert with_calibration(fp32, dataset, seed=0) is fp32
+    int8 = with_calibration(BackendOptions(precision="int8", threads=2), dataset, seed=0, count=8)
+    assert int8.threads == 2 and int8.calibration is not None and int8.calibration.shape == (
+        8, *SAMPLE_SHAPE)
 
 
 def test_calibration_batches_are_whole_and_checked() -> None:
