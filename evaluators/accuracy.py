@@ -2,7 +2,14 @@
 
 A quantized (or fp16) model can lose accuracy that the trained torch model does not
 show, so a target's own accuracy is measured on held-out samples through the compiled
-model and reported as its own metric.
+model and reported as its own metric. A measuring process combines the pieces so::
+
+    dataset = load_dataset(name, seed=seed)                  # cached per process
+    options = with_calibration(BackendOptions(device=..., precision=..., threads=...),
+                               dataset, seed=seed)           # int8: calibration samples
+    measurement = measure_onnx(path, backend=..., options=options, input_shape=...,
+                               timing=..., evaluation=EvaluationSet.from_dataset(dataset))
+    measurement.as_metrics()["accuracy"]                     # -> accuracy@<target>
 """
 
 from __future__ import annotations
