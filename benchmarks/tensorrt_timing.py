@@ -127,10 +127,11 @@ def _time(path: Path, options: BackendOptions, shape: tuple[int, ...], warmup: i
 
 
 def _trtexec(trtexec: str, path: Path, shape: tuple[int, ...]) -> float | None:
-    """trtexec's median GPU compute time (ms) for ``path`` at ``shape``, fp32."""
+    """trtexec's median GPU compute time (ms) for ``path`` at ``shape``, fp32 (no TF32,
+    as the backend builds fp32)."""
     dims = "x".join(str(d) for d in shape)
     result = subprocess.run(
-        [trtexec, f"--onnx={path}", f"--shapes=input:{dims}", "--noDataTransfers",
+        [trtexec, f"--onnx={path}", f"--shapes=input:{dims}", "--noDataTransfers", "--noTF32",
          "--warmUp=200", "--iterations=300"],
         capture_output=True, text=True, timeout=600, check=False)
     match = re.search(r"GPU Compute Time:.*?median = ([0-9.]+) ms", result.stdout)

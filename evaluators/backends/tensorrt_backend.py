@@ -130,22 +130,33 @@ class TensorRtModel(CompiledModel):
                 raise CompileError(f"tensorrt: cannot bind tensor {name!r}")
             if name == self._input_name:
                 self._input_pointer, self._input_nbytes = pointer, nbytes
+                # a plain run() copies into its own buffer, so the prepared input stays bound
+                self._run_input_pointer = int(cuda_call(cudart, cudart.cudaMalloc(nbytes)))
+                self._buffers.append(self._run_input_pointer)
             if name == self._output_name:
                 self._output_pointer = pointer
         self._events = [cuda_call(cudart, cudart.cudaEventCreate()) for _ in range(2)]
         self._prepared = False
         self._last_gpu_ms: float | None = None
 
-    def _copy_in(self, inputs: np.ndarray) -> None:
+    def _copy_in(self, inputs: np.ndarray, pointer: int) -> None:
         if tuple(inputs.shape) != self.input_shape:
             raise ValueError(f"tensorrt engine was built for input shape {self.input_shape}, "
                              f"got {tuple(inputs.shape)}")
         host = np.ascontiguousarray(inputs, dtype=self._input_dtype)
         cudart = self._cudart
         cuda_call(cudart, cudart.cudaMemcpyAsync(
-            self._input_pointer, host.ctypes.data, host.nbytes,
+            pointer, host.ctypes.data, host.nbytes,
             cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self._stream))
         cuda_call(cudart, cudart.cudaStreamSynchronize(self._stream))
+
+    def _copy_out(self) -> np.ndarray:
+        cudart = self._cudart
+        cuda_call(cudart, cudart.cudaMemcpyAsync(
+            self._output.ctypes.data, self._output_pointer, self._output.nbytes,
+            cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream))
+        self.synchronize()
+        return self._output.copy()
 
     def _enqueue(self) -> None:
         cudart = self._cudart
@@ -157,20 +168,28 @@ class TensorRtModel(CompiledModel):
         self._last_gpu_ms = None
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        """Copy ``inputs`` in, run, copy the first output back; returns a fresh array."""
-        self._copy_in(inputs)
-        self._enqueue()
-        cudart = self._cudart
-        cuda_call(cudart, cudart.cudaMemcpyAsync(
-            self._output.ctypes.data, self._output_pointer, self._output.nbytes,
-            cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream))
-        self.synchronize()
-        return self._output.copy()
+        """Copy ``inputs`` in, run, copy the first output back; returns a fresh array.
+
+        Uses its own input buffer and rebinds the prepared one afterwards, so a plain run
+        between ``prepare`` and ``run_prepared`` does not disturb the binding.
+        """
+        self._copy_in(inputs, self._run_input_pointer)
+        self._context.set_tensor_address(self._input_name, self._run_input_pointer)
+        try:
+            self._enqueue()
+            return self._copy_out()
+        finally:
+            self._context.set_tensor_address(self._input_name, self._input_pointer)
 
     def prepare(self, inputs: np.ndarray) -> None:
-        """Copy ``inputs`` to the device buffer once; ``run_prepared`` then reuses it."""
-        self._copy_in(inputs)
+        """Copy ``inputs`` to the bound device buffer once; ``run_prepared`` reuses it."""
+        self._copy_in(inputs, self._input_pointer)
         self._prepared = True
+
+    def prepared_output(self) -> np.ndarray:
+        """Run once on the bound buffers; the first output copied to the host."""
+        self.run_prepared()
+        return self._copy_out()
 
     def run_prepared(self) -> None:
         """Enqueue one inference on the bound device buffers (no host copies);
@@ -260,7 +279,8 @@ class TensorRtBackend(Backend):
         try:
             cuda_call(cudart, cudart.cudaSetDevice(index))
             start = time.perf_counter()
-            engine, shape = self._build(trt, model_bytes, onnx_path, input_shape)
+            engine, shape = self._build(trt, model_bytes, onnx_path, input_shape,
+                                        options.precision)
             build_seconds = time.perf_counter() - start
             return TensorRtModel(trt=trt, cudart=cudart, engine=engine, input_shape=shape,
                                  device_index=index, build_seconds=build_seconds)
@@ -271,7 +291,8 @@ class TensorRtBackend(Backend):
                                f"{type(error).__name__}: {error}") from error
 
     def _build(self, trt: ModuleType, model_bytes: bytes, onnx_path: Path,
-               input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...]]:
+               input_shape: tuple[int, ...] | None, precision: str
+               ) -> tuple[Any, tuple[int, ...]]:
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         flags = 0
@@ -294,6 +315,9 @@ class TensorRtBackend(Backend):
                                f"{tuple(network_input.shape)}; pass input_shape")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
+        tf32 = getattr(trt.BuilderFlag, "TF32", None)
+        if precision == "fp32" and tf32 is not None:
+            config.clear_flag(tf32)  # fp32 means fp32: no TF32 tensor-core rounding
         profile = builder.create_optimization_profile()
         profile.set_shape(network_input.name, shape, shape, shape)
         config.add_optimization_profile(profile)
