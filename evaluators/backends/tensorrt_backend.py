@@ -256,6 +256,19 @@ class TensorRtBackend(Backend):
             return f"cuda-python is not installed ({error}); {_INSTALL}"
         return cuda_device_reason(cudart, _device_index(options))
 
+    def device_name(self, options: BackendOptions) -> str:
+        """The GPU's name (``cudaGetDeviceProperties``), else the device string."""
+        index = cuda_device_index(options.device)
+        try:
+            cudart = cuda_runtime()
+            if index is None or cuda_device_reason(cudart, index):
+                return options.device
+            properties = cuda_call(cudart, cudart.cudaGetDeviceProperties(index))
+        except (ImportError, RuntimeError):
+            return options.device
+        name = properties.name
+        return (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).rstrip("\x00")
+
     def compile(
         self, onnx_path: Path, *, options: BackendOptions,
         input_shape: tuple[int, ...] | None = None,

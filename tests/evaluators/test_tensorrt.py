@@ -174,6 +174,7 @@ def test_tensorrt_is_timed_through_measure_onnx(tiny_onnx: Path, precision: str)
                                timing=TimingSettings(warmup_runs=5, min_runs=20, min_seconds=0))
     assert measurement.runs >= 20 and 0 < measurement.min_ms <= measurement.median_ms
     assert measurement.compile_seconds > 0 and measurement.precision == precision
+    assert get_backend("tensorrt").device_name(options) not in ("", "cuda")  # the GPU's name
 
 
 @pytest.mark.gpu
