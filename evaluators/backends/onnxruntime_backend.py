@@ -107,7 +107,19 @@ class OnnxRuntimeBackend(Backend):
         if provider not in session.get_providers():
             raise CompileError(f"onnxruntime: {provider} failed to load for {onnx_path}; "
                                f"session fell back to {session.get_providers()}")
+        if options.device == "tensorrt" and input_shape is not None:
+            _build_tensorrt_engine(session, input_shape, onnx_path)
         return OnnxRuntimeModel(session)
+
+
+def _build_tensorrt_engine(session: Any, input_shape: tuple[int, ...], onnx_path: Path) -> None:
+    """Run once so that the TensorRT provider builds its engine now (part of the compile
+    time, and a build failure is a ``CompileError``), not in the first timed run."""
+    try:
+        session.run(None, {session.get_inputs()[0].name: np.zeros(input_shape, np.float32)})
+    except Exception as error:
+        raise CompileError(f"onnxruntime: TensorrtExecutionProvider could not build an engine "
+                           f"for {onnx_path} at shape {input_shape}: {error}") from error
 
 
 def _provider_options(options: BackendOptions) -> dict[str, Any]:
