@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ class OpenVinoBackend(Backend):
         openvino, reason = self.load_sdk(options)
         if openvino is None:
             return reason
+        if options.precision == "int8" and importlib.util.find_spec("nncf") is None:
+            return "openvino int8 quantizes with NNCF, which is not installed; `pip install nncf`"
         core = openvino.Core()
         device = _DEVICES[options.device]
         present = core.available_devices
