@@ -246,6 +246,13 @@ class TensorRtBackend(Backend):
                     f"supported: {', '.join(self.precisions)}")
         return None
 
+    def load_sdk(self, options: BackendOptions) -> tuple[ModuleType | None, str | None]:
+        """As the base, but a TensorRT whose shared libraries fail to load is a reason too."""
+        try:
+            return super().load_sdk(options)
+        except OSError as error:
+            return None, f"tensorrt is installed but its libraries do not load ({error})"
+
     def availability(self, options: BackendOptions) -> str | None:
         trt, reason = self.load_sdk(options)
         if trt is None:
