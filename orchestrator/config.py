@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,9 +157,13 @@ class RayConfig(Section):
 
 
 class TrackingConfig(Section):
-    uri: str = "sqlite:///mlflow.db"
+    uri: str = Field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI",
+                                                             "sqlite:///mlflow.db"),
+                     description="MLflow store; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
     experiment: str = Field("paretonas", min_length=1)
     log_models: bool = True
+    drain_timeout_s: float = Field(30.0, ge=0, description="how long the end of a search waits "
+                                   "for MLflow to take the journal; the rest waits for `sync`")
 
 
 class SearchConfig(Section):
@@ -175,7 +180,7 @@ class SearchConfig(Section):
     searcher: SearcherConfig = SearcherConfig()
     budget: BudgetConfig = BudgetConfig()
     ray: RayConfig = RayConfig()
-    tracking: TrackingConfig = TrackingConfig()
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output_dir: str = "paretonas-results"
 
     @model_validator(mode="after")

@@ -19,3 +19,7 @@ class CandidateError(ParetonasError):
 
 class TrackingError(ParetonasError):
     """Results could not be written to or read from the tracking store."""
+
+
+class SelectionError(ParetonasError, ValueError):
+    """A model could not be selected from a search's front (bad condition, nothing matches)."""

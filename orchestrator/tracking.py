@@ -1,173 +1,299 @@
-"""MLflow tracking: a parent run per search, a child run per candidate, the front tagged.
+"""MLflow tracking of a search: journal first, then MLflow from a background writer.
 
-Only the driver writes (through ``MlflowClient``, no global active run), so an
-embedded sqlite store is safe however many trials run at once.
+The driver calls ``start_search``, then ``log_trial`` and ``update_front`` as each
+candidate ends (O(1) work each: one fsync'd journal line and a queue put),
+``finish_search`` and ``end_search``. A background writer sends the entries to
+MLflow in batches; while the server is unreachable they wait in the journal
+(``<output_dir>/tracking-journal.jsonl``) and ``paretonas sync OUTPUT_DIR``
+sends them later. Runs are found by their trial id before they are created, so
+nothing is written twice.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import logging
+import os
 import time
+import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Protocol
 
-import yaml
+import numpy as np
 
 from orchestrator.config import SearchConfig
 from orchestrator.errors import TrackingError
 from orchestrator.front import FrontSummary
+from orchestrator.journal import Entry, Journal, trial_entry
+from orchestrator.mlflow_sink import (
+    FRONT_TAG,
+    MlflowSink,
+    front_csv,
+    is_remote,
+    mlflow_key,
+    server_reachable,
+)
+from orchestrator.pareto import non_dominated_sort
+from orchestrator.provenance import search_environment
 from orchestrator.records import TrialRecord
+from orchestrator.tracking_writer import BackgroundWriter
 
-FRONT_TAG = "paretonas.pareto_front"
+__all__ = ["FRONT_TAG", "MlflowTracker", "Tracker", "check_cluster_tracking", "check_server",
+           "front_csv", "mlflow_key", "sync"]
+
+logger = logging.getLogger(__name__)
 
 
 class Tracker(Protocol):
-    """Where a search's results go. ``log_trial`` is called as each candidate ends."""
+    """Where a search's results go. ``log_trial`` and ``update_front`` run as each candidate ends."""
 
-    def start_search(self, config: SearchConfig) -> str | None: ...
+    def start_search(self, config: SearchConfig, *, resume: bool = False) -> str | None: ...
 
     def log_trial(self, record: TrialRecord) -> None: ...
+
+    def update_front(self, summary: FrontSummary) -> None: ...
 
     def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary) -> None: ...
 
     def end_search(self, status: str) -> None: ...
 
 
-def mlflow_key(name: str) -> str:
-    """MLflow forbids '@' in names: ``latency_ms@cpu-ort`` is logged as ``latency_ms/cpu-ort``."""
-    return name.replace("@", "/")
+def check_server(uri: str) -> None:
+    """Raise ``TrackingError`` within seconds if the tracking server at ``uri`` does not answer."""
+    reason = server_reachable(uri)
+    if reason is not None:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable ({reason}); start it "
+            f"(mlflow server --host ... --port ...) or point tracking.uri / MLFLOW_TRACKING_URI "
+            f"at a running one")
+
+
+def check_cluster_tracking(uri: str, *, nodes: int, address: str | None) -> None:
+    """A local store (sqlite file, directory) cannot serve a remote or multi-node Ray cluster."""
+    remote_cluster = bool(address) and str(address).startswith("ray://")
+    if not is_remote(uri) and (nodes > 1 or remote_cluster):
+        where = "a remote Ray cluster" if remote_cluster else f"a Ray cluster of {nodes} nodes"
+        raise TrackingError(
+            f"tracking.uri {uri} is a local store, which {where} cannot share; run "
+            f"`mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination "
+            f"./mlartifacts --host 0.0.0.0` and set tracking.uri (or MLFLOW_TRACKING_URI) to "
+            f"http://<host>:5000")
 
 
 class MlflowTracker:
-    """Tracks into the MLflow store at ``uri`` (``sqlite:///mlflow.db``, ``http://host:5000``)."""
+    """Tracks into the MLflow store at ``uri`` (``sqlite:///mlflow.db``, ``http://host:5000``).
 
-    def __init__(self, *, uri: str, experiment: str, log_models: bool = True) -> None:
-        from mlflow.tracking import MlflowClient
+    ``start_search(config, resume=True)`` continues the last search of the same name in
+    ``config.output_dir``'s journal: same parent run, trials already recorded are skipped.
+    """
 
+    def __init__(self, *, uri: str, experiment: str, log_models: bool = True,
+                 drain_timeout_s: float = 30.0, batch_size: int = 64) -> None:
+        if not uri or not experiment:
+            raise ValueError("MlflowTracker needs a tracking uri and an experiment name")
+        if drain_timeout_s < 0:
+            raise ValueError(f"drain_timeout_s must be >= 0, got {drain_timeout_s}")
         self.uri = uri
         self.experiment = experiment
         self.log_models = log_models
-        self.client = MlflowClient(tracking_uri=uri)
+        self.drain_timeout_s = drain_timeout_s
+        self.batch_size = batch_size
+        self.journal: Journal | None = None
+        self.search_id: str | None = None
         self.parent_run_id: str | None = None
-        self.experiment_id: str | None = None
-        self.child_runs: dict[str, str] = {}  # trial id -> run id
+        self.unsynced = 0  # entries MLflow had not accepted when the search ended
+        self._writer: BackgroundWriter | None = None
+        self._config: SearchConfig | None = None
+        self._seen: set[str] = set()
+        self._failed = 0
+        self._history: list[tuple[int, float]] = []
 
-    def start_search(self, config: SearchConfig) -> str:
+    @classmethod
+    def from_config(cls, config: SearchConfig) -> MlflowTracker:
+        return cls(uri=config.tracking.uri, experiment=config.tracking.experiment,
+                   log_models=config.tracking.log_models,
+                   drain_timeout_s=config.tracking.drain_timeout_s)
+
+    @property
+    def child_runs(self) -> dict[str, str]:
+        """trial id -> MLflow run id of the children written so far."""
+        sink = self._writer.sink if self._writer else None
+        return {} if sink is None else {t: r for (_, t), r in sink.child_runs.items()}
+
+    def start_search(self, config: SearchConfig, *, resume: bool = False) -> str:
+        """Create (or, with ``resume``, reopen) the parent run; fail fast if MLflow is down."""
+        if is_remote(self.uri):
+            # The writer retries on its own schedule; MLflow's client would block minutes.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        check_server(self.uri)
+        self._config = config
+        journal = Journal(output_dir=config.output_dir)
+        sink = MlflowSink(uri=self.uri, journal=journal)
+        self.journal = journal
+        if resume:
+            first = self._resume(journal, sink, config)
+        else:
+            self.search_id = uuid.uuid4().hex
+            first = [journal.append({
+                "kind": "search", "search_id": self.search_id, "uri": self.uri,
+                "experiment": self.experiment, "log_models": self.log_models,
+                "run_name": f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                "name": config.name, "config": config.model_dump(mode="json"),
+                "environment": search_environment(config), "time": time.time(),
+            })]
         try:
-            found = self.client.get_experiment_by_name(self.experiment)
-            self.experiment_id = (
-                found.experiment_id if found else self.client.create_experiment(self.experiment)
-            )
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                tags={"paretonas.kind": "search", "paretonas.space": config.space.name},
-            )
+            for done in sink.apply(first):
+                journal.append({"kind": "synced", "seqs": done})
+            assert self.search_id is not None
+            self.parent_run_id = sink.parent_run_id(self.search_id)
+        except TrackingError:
+            raise
         except Exception as error:
-            raise TrackingError(f"cannot start an MLflow run at {self.uri}: {error}") from error
-        run_id: str = run.info.run_id
-        self.parent_run_id = run_id
-        self._log_params(run_id, _flatten(config.model_dump(mode="json")))
-        self.client.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
-                             "config.yaml")
-        return run_id
+            raise TrackingError(f"cannot start the search's MLflow run at {self.uri}: "
+                                f"{type(error).__name__}: {error}") from error
+        self._writer = BackgroundWriter(sink=sink, journal=journal, batch_size=self.batch_size)
+        return self.parent_run_id
 
     def log_trial(self, record: TrialRecord) -> None:
-        from mlflow.entities import Metric
+        journal, writer, search_id = self._started()
+        if record.trial_id in self._seen:  # a resumed search reports restored trials again
+            return
+        self._seen.add(record.trial_id)
+        self._failed += not record.ok
+        model = None
+        if record.onnx_path and Path(record.onnx_path).is_file():
+            model = journal.store_model(record.trial_id, record.arch.key, record.onnx_path)
+        writer.submit(journal.append(trial_entry(search_id, record, model)))
 
-        experiment_id, parent_run_id = self._started()
-        tags = {
-            "mlflow.parentRunId": parent_run_id,
-            "paretonas.kind": "candidate",
-            "paretonas.arch_key": record.arch.key,
-            "paretonas.trial_id": record.trial_id,
-            "paretonas.status": record.status,
-            "paretonas.arch": json.dumps(record.arch.as_dict(), sort_keys=True),
-        }
-        if record.error:
-            tags["paretonas.error"] = record.error[:5000]
-        run = self.client.create_run(experiment_id, run_name=record.arch.key, tags=tags)
-        run_id = run.info.run_id
-        self.child_runs[record.trial_id] = run_id
-        self._log_params(run_id, {str(k): v for k, v in record.arch.as_dict().items()})
-        now = int(time.time() * 1000)
-        metrics = [Metric(mlflow_key(k), v, now, 0) for k, v in record.metrics.items()]
-        metrics.append(Metric("trial_wall_s", record.wall_seconds, now, 0))
-        self.client.log_batch(run_id, metrics=metrics)
-        if self.log_models and record.onnx_path:
-            self.client.log_artifact(run_id, record.onnx_path, artifact_path="model")
-        self.client.set_terminated(run_id, "FINISHED" if record.ok else "FAILED")
+    def update_front(self, summary: FrontSummary) -> None:
+        """The front after the latest candidate: search metrics at this step, live front tags."""
+        journal, writer, search_id = self._started()
+        step = len(self._seen)
+        self._history.append((step, summary.hypervolume))
+        writer.submit(journal.append({
+            "kind": "front", "search_id": search_id, "step": step, "time": time.time(),
+            "front": [r.trial_id for r in summary.front], "front_size": len(summary.front),
+            "hypervolume": summary.hypervolume, "candidates": step, "failed": self._failed,
+            "feasible": summary.feasible,
+        }))
 
     def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary) -> None:
-        from mlflow.entities import Metric
+        """Final front, ``pareto_rank`` of every candidate, the front CSV and the plots."""
+        from orchestrator import plots
 
-        _, parent_run_id = self._started()
-        front_ids = {record.trial_id for record in summary.front}
-        for record in records:
-            run_id = self.child_runs.get(record.trial_id)
-            if run_id is not None:
-                self.client.set_tag(run_id, FRONT_TAG, str(record.trial_id in front_ids).lower())
-        self.client.log_text(parent_run_id, front_csv(summary, self.child_runs),
-                             "pareto_front.csv")
-        now = int(time.time() * 1000)
-        values = {
-            "hypervolume": summary.hypervolume,
-            "front_size": len(summary.front),
-            "candidates": len(records),
-            "failed": sum(not r.ok for r in records),
-            "feasible": summary.feasible,
+        journal, writer, search_id = self._started()
+        assert self._config is not None
+        config = self._config
+        targets = [target.name for target in config.targets]
+        front_ids = {r.trial_id for r in summary.front}
+        directory = Path("plots") / search_id
+        out = journal.output_dir / directory
+        completed = [r for r in records if r.ok]
+        made = [
+            plots.front_png(out / "accuracy_vs_latency.png", completed, front_ids, targets),
+            plots.hypervolume_png(out / "hypervolume.png", self._history),
+            plots.front_html(out / "front.html", completed, front_ids, targets),
+        ]
+        run_plots = {
+            r.trial_id: plots.front_html(out / "runs" / r.trial_id / "front.html", completed,
+                                         front_ids, targets, highlight=r.trial_id)
+            for r in summary.front
         }
-        self.client.log_batch(parent_run_id,
-                              metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+        (out / "pareto_front.csv").write_text(front_csv(summary))
+        writer.submit(journal.append({
+            "kind": "finish", "search_id": search_id, "time": time.time(),
+            "front": [r.trial_id for r in summary.front], "ranks": pareto_ranks(completed, config),
+            "hypervolume": summary.hypervolume, "reference": list(summary.reference),
+            "feasible": summary.feasible,
+            "plots": [str(p.relative_to(journal.output_dir)) for p in made],
+            "run_plots": {t: str(p.relative_to(journal.output_dir)) for t, p in run_plots.items()},
+        }))
 
     def end_search(self, status: str) -> None:
-        if self.parent_run_id is not None:
-            self.client.set_terminated(self.parent_run_id, status)
+        """Close the parent run; wait up to ``drain_timeout_s`` for MLflow to take everything."""
+        if self._writer is None or self.journal is None:
+            return
+        self._writer.submit(self.journal.append({
+            "kind": "end", "search_id": self.search_id, "status": status, "time": time.time()}))
+        self.unsynced = self._writer.close(self.drain_timeout_s)
+        if self.unsynced:
+            logger.warning("MLflow at %s has not taken %d journal entries (%s); they are kept in "
+                           "%s: run `paretonas sync %s` when it is back", self.uri, self.unsynced,
+                           self._writer.last_error, self.journal.path, self.journal.output_dir)
 
-    def _started(self) -> tuple[str, str]:
-        """(experiment id, parent run id) of the search in progress."""
-        if self.parent_run_id is None or self.experiment_id is None:
+    def _resume(self, journal: Journal, sink: MlflowSink, config: SearchConfig) -> list[Entry]:
+        entries = journal.entries()
+        searches = [e for e in entries if e["kind"] == "search" and e["name"] == config.name]
+        if not searches:
+            raise TrackingError(f"nothing to resume: {journal.path} has no search named "
+                                f"{config.name!r}; run it without resuming")
+        self.search_id = searches[-1]["search_id"]
+        for entry in entries:
+            sink.observe(entry)
+            if entry["kind"] == "trial" and entry["search_id"] == self.search_id:
+                self._seen.add(entry["trial_id"])
+                self._failed += entry["status"] != "completed"
+            elif entry["kind"] == "front" and entry["search_id"] == self.search_id:
+                self._history.append((entry["step"], entry["hypervolume"]))
+        reopen = journal.append({"kind": "end", "search_id": self.search_id, "status": "RUNNING",
+                                 "time": time.time()})
+        return [*journal.unsynced()[:-1], reopen]  # earlier leftovers first, then reopen the run
+
+    def _started(self) -> tuple[Journal, BackgroundWriter, str]:
+        if self.journal is None or self._writer is None or self.search_id is None:
             raise TrackingError("MlflowTracker: call start_search() before logging trials")
-        return self.experiment_id, self.parent_run_id
-
-    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(mlflow_key(k)[:250], str(v)[:6000]) for k, v in params.items()]
-        for start in range(0, len(items), 100):  # MLflow's per-batch limit
-            self.client.log_batch(run_id, params=items[start:start + 100])
+        return self.journal, self._writer, self.search_id
 
 
-def front_csv(summary: FrontSummary, run_ids: dict[str, str] | None = None) -> str:
-    """The front as CSV: arch key, MLflow run id, every metric, every choice value."""
-    metric_names = sorted({name for r in summary.front for name in r.metrics})
-    choice_names = sorted({name for r in summary.front for name in r.arch.as_dict()})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["arch_key", "run_id", *metric_names, *choice_names])
-    for record in summary.front:
-        arch = record.arch.as_dict()
-        writer.writerow([
-            record.arch.key, (run_ids or {}).get(record.trial_id, ""),
-            *(record.metrics.get(name, "") for name in metric_names),
-            *(arch.get(name, "") for name in choice_names),
-        ])
-    return buffer.getvalue()
+def pareto_ranks(records: Sequence[TrialRecord], config: SearchConfig) -> dict[str, int]:
+    """Non-dominated sorting rank (0 = the front) of each completed record."""
+    if not records:
+        return {}
+    objectives = config.objective_set()
+    points = np.array([objectives.vector(r.metrics) for r in records], dtype=float)
+    violations = np.array([objectives.violation(r.metrics) for r in records], dtype=float)
+    ranks: dict[str, int] = {}
+    for rank, members in enumerate(non_dominated_sort(points, violations)):
+        for index in members:
+            ranks[records[int(index)].trial_id] = rank
+    return ranks
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    if isinstance(data, list):
-        if all(isinstance(item, dict) and "name" in item for item in data):
-            out = {}
-            for item in data:
-                out.update(_flatten(item, f"{prefix}{item['name']}."))
-            return out
-        return {prefix.rstrip("."): json.dumps(data)}
-    return {prefix.rstrip("."): data}
+def sync(output_dir: str | Path, *, uri: str | None = None) -> int:
+    """Send the journal's entries MLflow has not taken; return how many were sent.
+
+    Safe to run any number of times, also while nothing is missing.
+    """
+    journal = Journal(output_dir=output_dir)
+    if not journal.path.exists():
+        raise TrackingError(f"no tracking journal in {journal.output_dir}: give the search's "
+                            f"output_dir (where {journal.path.name} is)")
+    entries = journal.entries()
+    pending = journal.unsynced()
+    if not pending:
+        return 0
+    uris = {e["search_id"]: uri or e["uri"] for e in entries if e["kind"] == "search"}
+    sinks: dict[str, MlflowSink] = {}
+    for target in sorted(set(uris.values())):
+        if is_remote(target):
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        check_server(target)
+        sinks[target] = MlflowSink(uri=target, journal=journal)
+    for entry in entries:
+        if entry["kind"] in ("search", "trial", "front"):
+            sinks[uris[entry["search_id"]]].observe(entry)
+    sent = 0
+    for target, sink in sinks.items():
+        mine = [e for e in pending if uris[e["search_id"]] == target]
+        try:
+            for done in sink.apply(mine):
+                journal.append({"kind": "synced", "seqs": done})
+                sent += len(done)
+        except TrackingError:
+            raise
+        except Exception as error:
+            raise TrackingError(f"MLflow at {target} refused a journal entry: "
+                                f"{type(error).__name__}: {error}; nothing is lost, run sync "
+                                f"again once it is fixed") from error
+    return sent

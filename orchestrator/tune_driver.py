@@ -6,7 +6,8 @@ import functools
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from orchestrator.front import FrontSummary, summarise_front
 from orchestrator.ray_session import environment, ray_session
 from orchestrator.records import TrialRecord
 from orchestrator.searchers import create_searcher
-from orchestrator.tracking import Tracker
+from orchestrator.tracking import Tracker, check_cluster_tracking
 from orchestrator.trial_events import RecordingCallback
 from orchestrator.tune_adapter import SearcherAdapter
 from search_spaces import InputSpec, SearchSpace, create_space
@@ -69,11 +70,20 @@ def _space_for(spec: str, options_json: str, input_spec: InputSpec) -> SearchSpa
     return create_space(spec, input_spec=input_spec, options=json.loads(options_json))
 
 
+@contextmanager
+def _tracking_checked(config: SearchConfig) -> Iterator[None]:
+    """Before any trial: a multi-node or remote cluster needs a tracking server."""
+    check_cluster_tracking(config.tracking.uri, address=config.ray.address,
+                           nodes=sum(1 for node in ray.nodes() if node.get("Alive")))
+    yield
+
+
 def run_search(
     config: SearchConfig,
     *,
     tracker: Tracker,
     on_progress: Callable[[Progress], None] | None = None,
+    resume: bool = False,
 ) -> SearchResult:
     """Run the whole search described by ``config``; every finished trial reaches ``tracker``."""
     started = time.perf_counter()
@@ -90,20 +100,22 @@ def run_search(
     def on_record(record: TrialRecord) -> None:
         records.append(record)
         tracker.log_trial(record)
+        summary = summarise_front(records, objectives)
+        tracker.update_front(summary)
         if on_progress is not None:
-            summary = summarise_front(records, objectives)
             on_progress(Progress(
                 done=len(records), failed=sum(not r.ok for r in records),
                 budget=config.budget.candidates, front_size=len(summary.front),
                 hypervolume=summary.hypervolume, last=record,
             ))
 
-    run_id = tracker.start_search(config)
+    run_id = tracker.start_search(config, resume=resume)
     status = "FAILED"
     try:
         with environment(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_AIR_NEW_OUTPUT="0",
                           TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="60"), \
                 ray_session(config), \
+                _tracking_checked(config), \
                 HardwarePool([t.target() for t in config.targets],
                              timing=config.timing.settings(),
                              measure_timeout_s=config.timing.measure_timeout_s,

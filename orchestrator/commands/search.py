@@ -52,8 +52,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.tune_driver import run_search
 
     config = load_from_args(args)
-    tracker = MlflowTracker(uri=config.tracking.uri, experiment=config.tracking.experiment,
-                            log_models=config.tracking.log_models)
+    tracker = MlflowTracker.from_config(config)
     console.print(f"[bold]paretonas[/] {config.name}: {config.budget.candidates} candidates of "
                   f"{config.space.name} on {', '.join(t.name for t in config.targets)}")
     with Progress(
@@ -96,6 +95,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  open it with: {mlflow} ui --backend-store-uri {config.tracking.uri}",
                       soft_wrap=True)
     console.print(f"Ray Tune results: {result.output_dir}", soft_wrap=True)
+    if tracker.unsynced:
+        console.print(f"[yellow]MLflow has not taken {tracker.unsynced} journal entries[/] (server "
+                      f"unreachable); they are kept: paretonas sync {result.output_dir}",
+                      soft_wrap=True)
     return 0
 
 
