@@ -1,14 +1,18 @@
 """Pictures of a search: accuracy vs latency per target (front highlighted), hypervolume.
 
-PNG through matplotlib (Agg, no display needed) and one interactive plotly HTML page
-(self-contained: it opens without network, also inside MLflow's artifact viewer).
+PNG through matplotlib (Agg, no display needed), one interactive plotly HTML page of
+all candidates (self-contained: it opens without network, also inside MLflow's
+artifact viewer), and a small static HTML page per front run.
 """
 
 from __future__ import annotations
 
+import html
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from orchestrator.objectives import target_metric
 from orchestrator.records import TrialRecord
@@ -19,7 +23,45 @@ LATENCY = "latency_ms"
 
 def front_png(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
               targets: Sequence[str]) -> Path:
-    """Accuracy vs latency, one panel per target; front members highlighted and labelled."""
+    """Accuracy vs latency, one panel per target; front members highlighted."""
+    from matplotlib import pyplot as plt
+
+    figure = _front_figure(records, front_ids, targets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def run_html(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
+             targets: Sequence[str], *, highlight: TrialRecord) -> Path:
+    """A front run's page: where it sits among all candidates (inline SVG) and its metrics.
+
+    Small (no JavaScript), so every front run can carry one; the interactive page of
+    all candidates is the search run's ``plots/front.html``.
+    """
+    from matplotlib import pyplot as plt
+
+    figure = _front_figure(records, front_ids, targets, highlight=highlight.trial_id)
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    plt.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.5g}</td></tr>"
+                   for k, v in sorted(highlight.metrics.items()) if not k.startswith("time_"))
+    arch = html.escape(json.dumps(highlight.arch.as_dict(), sort_keys=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{highlight.arch.key}</title>"
+        f"<style>body{{font-family:sans-serif;margin:16px}}td{{padding:2px 12px}}</style></head>"
+        f"<body><h3>Candidate {highlight.arch.key} on the Pareto front</h3><p>{arch}</p>{svg}"
+        f"<table>{rows}</table></body></html>")
+    return path
+
+
+def _front_figure(records: Sequence[TrialRecord], front_ids: set[str], targets: Sequence[str],
+                  *, highlight: str | None = None) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,17 +79,18 @@ def front_png(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
             xs, ys = [p[0] for p in front], [p[1] for p in front]
             axis.scatter(xs, ys, s=46, color="#d93025", zorder=3, label="Pareto front")
             axis.plot(xs, ys, color="#d93025", alpha=0.35, zorder=2)
+        mine = [(x, y) for x, y, r in points if r.trial_id == highlight]
+        if mine:
+            axis.scatter(*zip(*mine, strict=True), s=160, facecolors="none", edgecolors="#1a73e8",
+                         linewidths=2.5, zorder=4, label="this run")
         axis.set_xlabel(f"latency (ms) on {target}")
         axis.set_ylabel("accuracy")
         axis.set_title(target)
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower right", fontsize=8)
-    figure.suptitle(f"{len(records)} candidates, {len(front_ids)} on the front")
+        axis.legend(loc="best", fontsize=8)
+    figure.suptitle(f"{len(records)} candidates, {len(front_ids)} on the Pareto front")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure
 
 
 def hypervolume_png(path: Path, history: Sequence[tuple[int, float]]) -> Path:
@@ -71,7 +114,7 @@ def hypervolume_png(path: Path, history: Sequence[tuple[int, float]]) -> Path:
 
 
 def front_html(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
-               targets: Sequence[str], *, highlight: str | None = None) -> Path:
+               targets: Sequence[str]) -> Path:
     """Interactive accuracy vs latency per target; hover shows architecture and metrics."""
     from plotly import graph_objects as go
     from plotly.subplots import make_subplots
@@ -81,12 +124,9 @@ def front_html(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
     for column, (target, points) in enumerate(panels.items(), start=1):
         groups = {
             "candidate": [p for p in points if p[2].trial_id not in front_ids],
-            "Pareto front": [p for p in points if p[2].trial_id in front_ids
-                             and p[2].trial_id != highlight],
-            "this run": [p for p in points if p[2].trial_id == highlight],
+            "Pareto front": [p for p in points if p[2].trial_id in front_ids],
         }
-        styles = {"candidate": ("#9aa0a6", 8), "Pareto front": ("#d93025", 11),
-                  "this run": ("#1a73e8", 16)}
+        styles = {"candidate": ("#9aa0a6", 8), "Pareto front": ("#d93025", 11)}
         for label, group in groups.items():
             if not group:
                 continue

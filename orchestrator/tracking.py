@@ -115,10 +115,11 @@ class MlflowTracker:
                    drain_timeout_s=config.tracking.drain_timeout_s)
 
     @property
-    def child_runs(self) -> dict[str, str]:
-        """trial id -> MLflow run id of the children written so far."""
-        sink = self._writer.sink if self._writer else None
-        return {} if sink is None else {t: r for (_, t), r in sink.child_runs.items()}
+    def plots_dir(self) -> Path | None:
+        """Where ``finish_search`` wrote this search's plots and front CSV."""
+        if self.journal is None or self.search_id is None:
+            return None
+        return self.journal.output_dir / "plots" / self.search_id
 
     def start_search(self, config: SearchConfig, *, resume: bool = False) -> str:
         """Create (or, with ``resume``, reopen) the parent run; fail fast if MLflow is down."""
@@ -183,12 +184,11 @@ class MlflowTracker:
         from orchestrator import plots
 
         journal, writer, search_id = self._started()
-        assert self._config is not None
+        assert self._config is not None and self.plots_dir is not None
         config = self._config
         targets = [target.name for target in config.targets]
         front_ids = {r.trial_id for r in summary.front}
-        directory = Path("plots") / search_id
-        out = journal.output_dir / directory
+        out = self.plots_dir
         completed = [r for r in records if r.ok]
         made = [
             plots.front_png(out / "accuracy_vs_latency.png", completed, front_ids, targets),
@@ -196,8 +196,8 @@ class MlflowTracker:
             plots.front_html(out / "front.html", completed, front_ids, targets),
         ]
         run_plots = {
-            r.trial_id: plots.front_html(out / "runs" / r.trial_id / "front.html", completed,
-                                         front_ids, targets, highlight=r.trial_id)
+            r.trial_id: plots.run_html(out / "runs" / r.trial_id / "front.html", completed,
+                                       front_ids, targets, highlight=r)
             for r in summary.front
         }
         (out / "pareto_front.csv").write_text(front_csv(summary))

@@ -95,6 +95,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  open it with: {mlflow} ui --backend-store-uri {config.tracking.uri}",
                       soft_wrap=True)
     console.print(f"Ray Tune results: {result.output_dir}", soft_wrap=True)
+    console.print(f"plots: {tracker.plots_dir}", soft_wrap=True)
     if tracker.unsynced:
         console.print(f"[yellow]MLflow has not taken {tracker.unsynced} journal entries[/] (server "
                       f"unreachable); they are kept: paretonas sync {result.output_dir}",

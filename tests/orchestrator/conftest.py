@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from evaluators.export import export_onnx
 from orchestrator.config import SearchConfig, parse_config
 from orchestrator.front import summarise_front
+from orchestrator.ray_session import environment
 from orchestrator.records import TrialRecord
 from orchestrator.tracking import FRONT_TAG, MlflowTracker
 from orchestrator.tune_driver import Progress, SearchResult, run_search
@@ -187,6 +189,15 @@ def server_search(mlflow_server: MlflowServer,
             live.append({r.data.tags["paretonas.trial_id"]: r.data.tags[FRONT_TAG]
                          for r in children_of(mlflow_server.url, tracker.parent_run_id)})
 
-    result = run_search(config, tracker=tracker, on_progress=on_progress)
+    with own_ray():
+        result = run_search(config, tracker=tracker, on_progress=on_progress)
     assert tracker.unsynced == 0
     return ServerSearch(config, result, live)
+
+
+@contextmanager
+def own_ray() -> Iterator[None]:
+    """Start a fresh embedded Ray even if someone's `ray start` cluster runs on this machine
+    (``ray.init()`` without an address would join it)."""
+    with environment(RAY_ADDRESS="local"):
+        yield

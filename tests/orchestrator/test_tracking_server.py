@@ -15,7 +15,13 @@ from orchestrator.cli import main
 from orchestrator.journal import Journal
 from orchestrator.tracking import FRONT_TAG, MlflowTracker
 from orchestrator.tune_driver import Progress, run_search
-from tests.orchestrator.conftest import MlflowServer, ServerSearch, children_of, search_config
+from tests.orchestrator.conftest import (
+    MlflowServer,
+    ServerSearch,
+    children_of,
+    own_ray,
+    search_config,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -44,7 +50,10 @@ def test_search_is_in_mlflow_with_live_tags_models_and_plots(server_search: Serv
     member = children[sorted(front_ids)[0]]
     html = client.download_artifacts(member.info.run_id, "plots/front.html", str(tmp_path))
     text = Path(html).read_text()
-    assert "plotly" in text and member.data.tags["paretonas.arch_key"] in text
+    assert "<svg" in text and member.data.tags["paretonas.arch_key"] in text
+    page = client.download_artifacts(result.run_id, "plots/front.html", str(tmp_path / "parent"))
+    text = Path(page).read_text()
+    assert "plotly" in text and all(r.arch.key in text for r in result.records)  # hover texts
     assert "paretonas.model_id" in member.data.tags
     assert mlflow_experiment_kind(client, parent.info.experiment_id) == "custom_model_development"
 
@@ -87,7 +96,7 @@ def test_server_down_mid_search_loses_nothing(mlflow_server: MlflowServer, tmp_p
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Stop the server after the 2nd candidate; the search finishes; restart; sync: all once."""
     config = search_config(tmp_path, mlflow_server, "outage", drain_timeout_s=1.0)
-    tracker = MlflowTracker.fromsearch_config(config)
+    tracker = MlflowTracker.from_config(config)
 
     def on_progress(update: Progress) -> None:
         if update.done == 2:
@@ -95,7 +104,8 @@ def test_server_down_mid_search_loses_nothing(mlflow_server: MlflowServer, tmp_p
             mlflow_server.stop()
 
     try:
-        result = run_search(config, tracker=tracker, on_progress=on_progress)
+        with own_ray():
+            result = run_search(config, tracker=tracker, on_progress=on_progress)
     finally:
         mlflow_server.start()
     assert len(result.records) == 4

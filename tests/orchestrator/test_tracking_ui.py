@@ -100,9 +100,8 @@ def test_ui_shows_the_experiment_filters_the_front_and_opens_a_plot(
         lambda d: next(iter(d.find_elements(By.TAG_NAME, "iframe")), None),
         message="the HTML artifact was not rendered")
     browser.switch_to.frame(frame)
-    WebDriverWait(browser, 90).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer .point"),
-        message="the plotly figure did not draw its points")
+    WebDriverWait(browser, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg"),
+                                     message="the run's plot was not drawn")
     assert member.data.tags["paretonas.arch_key"] in browser.page_source
     browser.switch_to.default_content()
     browser.save_screenshot(str(shots / "3-front-run-plot.png"))
