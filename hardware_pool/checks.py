@@ -57,13 +57,13 @@ def target_problems(target: Target, *, available: Sequence[int]) -> list[str]:
             resolve_cores(target.cores, available=available)
         except TargetUnavailableError as error:
             problems.append(f"cores {list(target.cores)}: {error}")
-    if target.device_kind == "cuda":
+    if target.on_gpu:
         from hardware_pool.discovery import cuda_gpus
 
         gpus = cuda_gpus()
         if not gpus:
-            problems.append("device cuda needs an NVIDIA GPU, and none is visible here "
-                            "(nvidia-smi and torch.cuda find none)")
+            problems.append(f"device {target.device} needs an NVIDIA GPU, and none is visible "
+                            "here (nvidia-smi and torch.cuda find none)")
         elif target.device_index is not None and target.device_index >= len(gpus):
             problems.append(f"device {target.device}: this node has {len(gpus)} GPU(s) "
                             f"(cuda:0..cuda:{len(gpus) - 1})")

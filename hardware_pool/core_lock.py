@@ -1,6 +1,7 @@
 """Per-core file locks on a node, so two searches never time on the same core at once.
 
-Each CPU core has a lock file ``cpu-<core>.lock`` under ``lock_directory()``
+Each CPU core has a lock file ``cpu-<core>.lock`` (each GPU ``gpu-<index>.lock``)
+under ``lock_directory()``
 (``$PARETONAS_LOCK_DIR``, default ``<tmp>/paretonas-core-locks``). A measurement
 holds ``fcntl.flock`` on its cores' files while it compiles and times; the kernel
 frees a lock when its holder exits, so a crashed holder never leaves a stale one.
@@ -13,7 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from hardware_pool.errors import CoreBusyError
@@ -27,23 +28,32 @@ def lock_directory() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "paretonas-core-locks"
 
 
-@contextmanager
 def hold_cores(
     cores: Sequence[int], *, timeout_s: float, holder: str = "", directory: Path | None = None,
     poll_s: float = 0.05,
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Hold every core's lock (taken in ascending order) for the ``with`` block.
 
     Waits up to ``timeout_s`` for cores another process holds, then raises
     ``CoreBusyError`` naming that process. ``holder`` describes us to whoever waits.
     """
+    return hold_devices([f"cpu-{core}" for core in sorted(set(cores))], timeout_s=timeout_s,
+                        holder=holder, directory=directory, poll_s=poll_s)
+
+
+@contextmanager
+def hold_devices(
+    names: Sequence[str], *, timeout_s: float, holder: str = "", directory: Path | None = None,
+    poll_s: float = 0.05,
+) -> Iterator[None]:
+    """Hold the locks ``<name>.lock`` (``cpu-3``, ``gpu-0``), in the order given."""
     directory = directory or lock_directory()
     directory.mkdir(parents=True, exist_ok=True)
     files: list[int] = []
     deadline = time.monotonic() + timeout_s
     try:
-        for core in sorted(set(cores)):
-            path = directory / f"cpu-{core}.lock"
+        for name in names:
+            path = directory / f"{name}.lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             files.append(fd)
             while True:
@@ -52,8 +62,9 @@ def hold_cores(
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
+                        what = name.replace("cpu-", "core ").replace("gpu-", "GPU ")
                         raise CoreBusyError(
-                            f"core {core} is busy: {_holder(path)} has held it for over "
+                            f"{what} is busy: {_holder(path)} has held it for over "
                             f"{timeout_s:.0f} s ({path}); wait for that search to finish, stop "
                             f"it, or give this target other cores"
                         ) from None

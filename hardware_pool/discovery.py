@@ -9,7 +9,7 @@ resources itself; on a cluster, start each node with::
 
 A target's actor then asks for its resource, so Ray places it only on a node
 that offers it. A CPU resource's amount is 1 (actors ask for a sliver of it);
-a CUDA resource's amount is the node's GPU count.
+a GPU resource's (``cuda``, ``tensorrt``) amount is the node's GPU count.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from evaluators.backends import BACKENDS
 from evaluators.backends.base import BackendOptions
-from hardware_pool.target import usable_cores
+from hardware_pool.target import GPU_DEVICES, usable_cores
 
 RESOURCE_PREFIX = "paretonas/"
 #: What an actor asks of its target's resource: enough to place it, never a limit.
@@ -83,7 +83,7 @@ class NodeInventory:
         """The custom resources this node offers (``ray start --resources`` / ``ray.init``)."""
         resources: dict[str, float] = {}
         for target in self.targets:
-            amount = float(len(self.gpus)) if target.device == "cuda" else 1.0
+            amount = float(len(self.gpus)) if target.device in GPU_DEVICES else 1.0
             resources[target.resource] = max(amount, 1.0)
         return resources
 
@@ -93,7 +93,7 @@ class NodeInventory:
     def device_name(self, device: str) -> str:
         """A human name of ``device`` here: the CPU model, the GPU's name, OpenVINO's name."""
         kind, _, index = device.partition(":")
-        if kind == "cuda" and self.gpus:
+        if kind in GPU_DEVICES and self.gpus:
             gpu = self.gpus[int(index)] if index.isdigit() and int(index) < len(self.gpus) \
                 else self.gpus[0]
             return gpu.name

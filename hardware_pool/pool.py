@@ -121,7 +121,7 @@ def _node_report(targets: Sequence[Target], plugins: Sequence[str]) -> dict[str,
         importlib.import_module(module)
     cores = usable_cores()
     model = probe_cpu()[0]
-    gpus = cuda_gpus() if any(t.device_kind == "cuda" for t in targets) else ()
+    gpus = cuda_gpus() if any(t.on_gpu for t in targets) else ()
     report: dict[str, Any] = {"node": ray.get_runtime_context().get_node_id(),
                               "problems": {}, "cores": {}, "device_names": {}}
     for target in targets:
@@ -130,7 +130,7 @@ def _node_report(targets: Sequence[Target], plugins: Sequence[str]) -> dict[str,
         if not problems:
             report["cores"][target.name] = (resolve_cores(target.cores, available=cores)
                                             if target.cores else None)
-        if target.device_kind == "cuda" and gpus:
+        if target.on_gpu and gpus:
             index = target.device_index or 0
             report["device_names"][target.name] = gpus[min(index, len(gpus) - 1)].name
         else:
@@ -462,8 +462,8 @@ class HardwarePool:
             "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False),
             "max_restarts": self.max_restarts, "max_task_retries": 0,
         }
-        if group[0].device_kind == "cuda":
-            options["num_gpus"] = 1
+        if group[0].on_gpu:
+            options["num_gpus"] = 1  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it grants
         actor = DeviceActor.options(**options).remote(  # type: ignore[attr-defined]
             group, timing=self.timing, cores=tuple(cores) or None, plugins=self.plugins,
             core_lock_timeout_s=self.core_lock_timeout_s,

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from hardware_pool.errors import TargetUnavailableError
 
+#: Device kinds that run on an NVIDIA GPU (ONNX Runtime's TensorRT EP is ``tensorrt``).
+GPU_DEVICES = ("cuda", "tensorrt")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
@@ -50,6 +53,11 @@ class Target:
         return int(index) if sep and index.isdigit() else None
 
     @property
+    def on_gpu(self) -> bool:
+        """Whether the target runs on an NVIDIA GPU (its actor asks Ray for one)."""
+        return self.device_kind in GPU_DEVICES
+
+    @property
     def num_cpus(self) -> int:
         """CPUs the measuring actor reserves from Ray's scheduler."""
         return len(self.cores) if self.cores is not None else self.threads
@@ -65,21 +73,24 @@ def group_by_device(
     without it the configured numbers are compared as written.
 
     CPU targets whose core sets overlap (transitively) share a device, and so do
-    unpinned CPU targets; other devices group by name (``cuda:0``, ``npu``). An
+    unpinned CPU targets; GPU targets by GPU index (``gpu:0`` for ``cuda``, ``cuda:0``
+    and ONNX Runtime's ``tensorrt``), other devices by name (``npu``). An
     unpinned CPU target may run on any core, so mixing it with pinned ones can let
     their timings overlap: pin every CPU target for clean numbers.
     """
     groups: list[tuple[str, set[int] | None, list[Target]]] = []
     for target in targets:
+        # one GPU, one actor, whichever runtime or spelling (cuda, cuda:0, tensorrt) names it
+        device = f"gpu:{target.device_index or 0}" if target.on_gpu else target.device
         spec = cores[target.name] if cores is not None else target.cores
         core_set = set(spec) if target.device == "cpu" and spec else None
         merged: list[Target] = [target]
-        for group in [g for g in groups if g[0] == target.device and _overlap(g[1], core_set)]:
+        for group in [g for g in groups if g[0] == device and _overlap(g[1], core_set)]:
             groups.remove(group)
             merged = group[2] + merged
             if core_set is not None and group[1] is not None:
                 core_set |= group[1]
-        groups.append((target.device, core_set, merged))
+        groups.append((device, core_set, merged))
     position = {target.name: index for index, target in enumerate(targets)}
     return {
         device if group_cores is None else f"{device}:" + ",".join(map(str, sorted(group_cores))):

@@ -18,7 +18,7 @@ from evaluators.backends.base import BackendOptions
 from evaluators.benchmark import Measurement, measure_onnx
 from evaluators.timing import TimingSettings
 from hardware_pool.affinity import pin_process, thread_affinities
-from hardware_pool.core_lock import hold_cores
+from hardware_pool.core_lock import hold_devices
 from hardware_pool.target import Target
 from search_spaces.errors import ParetonasError
 
@@ -89,11 +89,16 @@ class DeviceWorker:
         self.node = node
         self.device_name = device_name
         indices = {t.device_index for t in targets
-                   if t.device_kind == "cuda" and t.device_index is not None}
+                   if t.on_gpu and t.device_index is not None}
         if indices:  # one device per actor: the GPU it names, seen as cuda:0 by runtimes
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, sorted(indices)))
         if self.cores is not None:
             pin_process(self.cores)
+        #: node-wide locks held while measuring: the cores, and the GPU this process sees
+        self.lock_names = [f"cpu-{core}" for core in self.cores or ()]
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+        if any(t.on_gpu for t in targets) and visible:
+            self.lock_names.append(f"gpu-{visible}")
         from hardware_pool.discovery import runtime_versions
 
         self._versions = runtime_versions()
@@ -210,9 +215,9 @@ class DeviceWorker:
             raise ParetonasError("a device worker measures one request at a time")
         try:
             self._activity = (request_id, "waiting for cores", time.monotonic())
-            locks = (hold_cores(self.cores, timeout_s=self.core_lock_timeout_s,
-                                holder=f"measuring {request_id} on target {target.name!r}")
-                     if self.cores is not None else nullcontext())
+            locks = (hold_devices(self.lock_names, timeout_s=self.core_lock_timeout_s,
+                                  holder=f"measuring {request_id} on target {target.name!r}")
+                     if self.lock_names else nullcontext())
             with locks:
                 self._activity = (request_id, "measuring", time.monotonic())
                 try:

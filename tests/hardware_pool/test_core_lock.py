@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware_pool.core_lock import hold_cores, lock_directory
+from hardware_pool.core_lock import hold_cores, hold_devices, lock_directory
 from hardware_pool.errors import CoreBusyError
 
 
@@ -52,3 +52,10 @@ def test_the_lock_directory_is_configurable(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     monkeypatch.setenv("PARETONAS_LOCK_DIR", str(tmp_path))
     assert lock_directory() == tmp_path
+
+
+def test_a_gpu_lock_names_the_gpu(tmp_path: Path) -> None:
+    with (hold_devices(["gpu-0"], timeout_s=1, directory=tmp_path),
+          pytest.raises(CoreBusyError, match="GPU 0 is busy"),
+          hold_devices(["gpu-0"], timeout_s=0.1, directory=tmp_path)):
+        pass

@@ -24,12 +24,13 @@ def test_targets_sharing_cores_share_a_device() -> None:
         Target(name="free", backend="onnxruntime"),
         Target(name="free2", backend="openvino"),
         Target(name="gpu", backend="tensorrt", device="cuda:0"),
+        Target(name="gpu-ep", backend="onnxruntime", device="tensorrt"),
     ]
     assert _names(group_by_device(targets)) == {
         "cpu:0": ["other"],
         "cpu:1,2,3": ["ort", "ov", "wide", "bridge"],
         "cpu": ["free", "free2"],
-        "cuda:0": ["gpu"],
+        "gpu:0": ["gpu", "gpu-ep"],
     }
 
 
