@@ -8,7 +8,7 @@ from evaluators.backends import (
     CompiledModel,
     get_backend,
 )
-from evaluators.benchmark import Measurement, measure_onnx
+from evaluators.benchmark import MeasureJob, Measurement, measure_interleaved, measure_onnx
 from evaluators.data import DATASETS, Dataset, load_dataset
 from evaluators.errors import (
     BackendUnavailableError,
@@ -21,7 +21,14 @@ from evaluators.errors import (
 )
 from evaluators.export import count_parameters, export_onnx
 from evaluators.quantize import calibration_samples, with_calibration
-from evaluators.timing import TimingSettings, TimingStats, time_model
+from evaluators.timing import (
+    TimingRun,
+    TimingSettings,
+    TimingStats,
+    harness_floor_ms,
+    median_interval,
+    time_model,
+)
 from evaluators.training import TrainingResult, TrainingSettings, train_and_evaluate
 
 __all__ = [
@@ -37,8 +44,10 @@ __all__ = [
     "DatasetError",
     "EvaluationSet",
     "ExportError",
+    "MeasureJob",
     "Measurement",
     "SettingsError",
+    "TimingRun",
     "TimingSettings",
     "TimingStats",
     "TrainingError",
@@ -49,8 +58,11 @@ __all__ = [
     "evaluate_accuracy",
     "export_onnx",
     "get_backend",
+    "harness_floor_ms",
     "load_dataset",
+    "measure_interleaved",
     "measure_onnx",
+    "median_interval",
     "time_model",
     "train_and_evaluate",
     "with_calibration",

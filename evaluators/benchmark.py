@@ -1,22 +1,37 @@
-"""Compile an ONNX file with one backend and time it: one hardware measurement."""
+"""Compile an ONNX file with one or more backends and time it: hardware measurements.
+
+``measure_onnx`` measures one (backend, options, input shape) job; ``measure_interleaved``
+compiles several jobs once and times them in alternating rounds, so that jobs sharing a
+device see the same conditions, and returns one result (a ``Measurement`` or the error)
+per job.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from evaluators.accuracy import EvaluationSet, evaluate_accuracy
-from evaluators.backends import BackendOptions, get_backend
+from evaluators.backends import BackendOptions, CompiledModel, get_backend
 from evaluators.errors import BackendUnavailableError, BenchmarkError, CompileError
-from evaluators.timing import TimingSettings, time_model
+from evaluators.timing import TimingRun, TimingSettings, harness_floor_ms
+from search_spaces.errors import ParetonasError
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Where and how a model was measured, its compile time and latency statistics."""
+    """Where and how a model was measured, its compile time and latency statistics.
+
+    ``runtime``/``runtime_version`` name the backend's SDK, ``device_name`` the hardware
+    (CPU model, OpenVINO's FULL_DEVICE_NAME, ...). ``ci_low_ms``/``ci_high_ms`` bound the
+    median (see ``TimingStats``), ``floor_ms`` is the timing loop's own cost per sample.
+    ``accuracy`` is the compiled model's top-1 accuracy on the evaluation set, if one was
+    given.
+    """
 
     backend: str
     device: str
@@ -32,7 +47,16 @@ class Measurement:
     std_ms: float
     runs: int
     warmup_runs: int
-    #: Top-1 accuracy of the compiled model on the evaluation set, if one was given.
+    ci_low_ms: float
+    ci_high_ms: float
+    rounds: int
+    floor_ms: float
+    calls_per_sample: int
+    timed_seconds: float
+    stop_reason: str
+    runtime: str
+    runtime_version: str
+    device_name: str
     accuracy: float | None = None
 
     def as_metrics(self) -> dict[str, float]:
@@ -43,9 +67,22 @@ class Measurement:
             "latency_mean_ms": self.mean_ms,
             "latency_min_ms": self.min_ms,
             "latency_std_ms": self.std_ms,
+            "latency_ci_low_ms": self.ci_low_ms,
+            "latency_ci_high_ms": self.ci_high_ms,
+            "harness_floor_ms": self.floor_ms,
             "runs": float(self.runs),
+            "rounds": float(self.rounds),
             "compile_s": self.compile_seconds,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureJob:
+    """One way to measure a model: a backend, its options and the input shape (batch first)."""
+
+    backend: str
+    options: BackendOptions
+    input_shape: tuple[int, ...]
 
 
 def measure_onnx(
@@ -61,18 +98,102 @@ def measure_onnx(
     Raises ``UnknownNameError`` (unknown backend), ``BackendUnavailableError`` (not on
     this machine, with the reason), ``CompileError`` or ``BenchmarkError``.
     """
+    job = MeasureJob(backend=backend, options=options, input_shape=input_shape)
+    result = measure_interleaved(onnx_path, jobs=[job], timing=timing, seed=seed,
+                                 evaluation=evaluation)[0]
+    if isinstance(result, ParetonasError):
+        raise result
+    return result
+
+
+def measure_interleaved(
+    onnx_path: Path, *, jobs: Sequence[MeasureJob], timing: TimingSettings, seed: int = 0,
+    evaluation: EvaluationSet | None = None,
+) -> list[Measurement | ParetonasError]:
+    """Compile ``onnx_path`` once per job, then time all jobs in alternating rounds.
+
+    Each job's first round starts with its warm-up; every round with
+    ``timing.round_warmup_runs`` untimed calls.
+
+    Returns one entry per job, in order: its ``Measurement``, or the error that stopped
+    it (``UnknownNameError``, ``BackendUnavailableError``, ``CompileError``,
+    ``BenchmarkError``); a failing job does not stop the others. With ``evaluation`` each
+    job's compiled model is also scored on it (untimed, before timing starts).
+    """
+    prepared: list[_Prepared | ParetonasError] = []
+    for job in jobs:
+        try:
+            prepared.append(_prepare(Path(onnx_path), job, timing, seed, evaluation))
+        except ParetonasError as error:
+            prepared.append(error)
+        except Exception as error:  # a backend's own bug: that job fails, the others go on
+            failure = BenchmarkError(f"{job.backend}: preparing {onnx_path} failed: "
+                                     f"{type(error).__name__}: {error}")
+            failure.__cause__ = error
+            prepared.append(failure)
+    try:
+        live = [item for item in prepared if isinstance(item, _Prepared)]
+        while live:
+            for item in live:
+                try:
+                    item.timing.round()
+                except Exception as error:
+                    item.error = BenchmarkError(
+                        f"{item.job.backend}: timing {onnx_path} failed: {error}")
+                    item.error.__cause__ = error
+            live = [item for item in live if item.error is None and not item.timing.done]
+        return [item if isinstance(item, ParetonasError) else item.result() for item in prepared]
+    finally:
+        for entry in prepared:
+            if isinstance(entry, _Prepared):
+                entry.compiled.close()
+
+
+@dataclass
+class _Prepared:
+    """A compiled, bound and warmed-up job, timed one round at a time."""
+
+    job: MeasureJob
+    compiled: CompiledModel
+    timing: TimingRun
+    compile_seconds: float
+    runtime: str
+    runtime_version: str
+    device_name: str
+    accuracy: float | None = None
+    error: ParetonasError | None = None
+
+    def result(self) -> Measurement | ParetonasError:
+        if self.error is not None:
+            return self.error
+        job = self.job
+        return Measurement(
+            backend=job.backend, device=job.options.device, precision=job.options.precision,
+            threads=job.options.threads, batch_size=job.input_shape[0],
+            compile_seconds=self.compile_seconds, runtime=self.runtime,
+            runtime_version=self.runtime_version, device_name=self.device_name,
+            accuracy=self.accuracy,
+            **asdict(self.timing.stats()),
+        )
+
+
+def _prepare(onnx_path: Path, job: MeasureJob, timing: TimingSettings, seed: int,
+             evaluation: EvaluationSet | None) -> _Prepared:
+    """Check, compile, score (with ``evaluation``), bind inputs and check outputs of one job."""
+    backend, options = job.backend, job.options
     runtime = get_backend(backend)
     reason = runtime.availability(options)
     if reason:
         raise BackendUnavailableError(f"{backend} is unavailable (device={options.device!r}, "
                                       f"precision={options.precision!r}): {reason}")
-    input_shape = tuple(int(d) for d in input_shape)
+    input_shape = tuple(int(d) for d in job.input_shape)
     if len(input_shape) < 2 or min(input_shape) < 1:
         raise BenchmarkError(f"input_shape must be (batch, ...) with sizes >= 1, "
                              f"got {input_shape}")
+    job = MeasureJob(backend=backend, options=options, input_shape=input_shape)
     start = time.perf_counter()
     try:
-        compiled = runtime.compile(Path(onnx_path), options=options, input_shape=input_shape)
+        compiled = runtime.compile(onnx_path, options=options, input_shape=input_shape)
     except CompileError:
         raise
     except Exception as error:
@@ -80,22 +201,22 @@ def measure_onnx(
     compile_seconds = time.perf_counter() - start
     try:
         inputs = np.random.default_rng(seed).standard_normal(input_shape, dtype=np.float32)
+        accuracy = None if evaluation is None else evaluate_accuracy(
+            compiled, evaluation.x, evaluation.y, batch_size=input_shape[0])
         try:
-            output = compiled.run(inputs)
+            compiled.prepare(inputs)
+            output = compiled.prepared_output()
             compiled.synchronize()
         except Exception as error:
             raise BenchmarkError(f"{backend}: running {onnx_path} at shape {input_shape} "
                                  f"failed: {error}") from error
         if not np.all(np.isfinite(output)):
             raise BenchmarkError(f"{backend}: {onnx_path} produced non-finite outputs")
-        accuracy = None if evaluation is None else evaluate_accuracy(
-            compiled, evaluation.x, evaluation.y, batch_size=input_shape[0])
-        try:
-            stats = time_model(compiled, inputs, timing)
-        except Exception as error:
-            raise BenchmarkError(f"{backend}: timing {onnx_path} failed: {error}") from error
-    finally:
+        run = TimingRun(compiled, timing,
+                        floor_ms=harness_floor_ms(calls_per_sample=timing.calls_per_sample))
+    except BaseException:
         compiled.close()
-    return Measurement(backend=backend, device=options.device, precision=options.precision,
-                       threads=options.threads, batch_size=input_shape[0],
-                       compile_seconds=compile_seconds, accuracy=accuracy, **asdict(stats))
+        raise
+    return _Prepared(job=job, compiled=compiled, timing=run, compile_seconds=compile_seconds,
+                     runtime=runtime.sdk_module, runtime_version=runtime.runtime_version(),
+                     device_name=runtime.device_name(options), accuracy=accuracy)

@@ -97,11 +97,27 @@ class TargetConfig(Section):
 
 
 class TimingConfig(Section):
-    warmup_runs: int = Field(10, ge=0)
-    min_runs: int = Field(30, ge=1)
-    max_runs: int = Field(2000, ge=1)
-    min_seconds: float = Field(0.2, ge=0)
+    """Mirrors ``TimingSettings`` (its defaults; it checks the values) plus the pool's timeout."""
+
+    warmup_runs: int = TimingSettings.warmup_runs
+    min_runs: int = TimingSettings.min_runs
+    max_runs: int = TimingSettings.max_runs
+    min_seconds: float = TimingSettings.min_seconds
+    max_seconds: float = TimingSettings.max_seconds
+    rel_ci: float = TimingSettings.rel_ci
+    confidence: float = TimingSettings.confidence
+    round_seconds: float = TimingSettings.round_seconds
+    round_warmup_runs: int = TimingSettings.round_warmup_runs
+    calls_per_sample: int = TimingSettings.calls_per_sample
     measure_timeout_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _valid(self) -> TimingConfig:
+        try:
+            self.settings()
+        except ParetonasError as error:
+            raise ValueError(str(error)) from None
+        return self
 
     def settings(self) -> TimingSettings:
         return TimingSettings(**self.model_dump(exclude={"measure_timeout_s"}))

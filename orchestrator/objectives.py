@@ -14,7 +14,9 @@ CANDIDATE_METRICS = ("accuracy", "params", "onnx_mb")
 #: Metrics measured on each target, named ``<metric>@<target>``; ``accuracy@<target>`` is
 #: the compiled (e.g. int8) model's own accuracy, measured when the pool is given
 #: held-out samples.
-TARGET_METRICS = ("latency_ms", "latency_p90_ms", "accuracy")
+TARGET_METRICS = (
+    "latency_ms", "latency_p90_ms", "latency_ci_low_ms", "latency_ci_high_ms", "accuracy",
+)
 
 
 def target_metric(metric: str, target: str) -> str:

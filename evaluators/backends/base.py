@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import platform
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +51,36 @@ class BackendOptions:
 
 
 class CompiledModel(ABC):
-    """A model ready to run on its device. ``run`` must return only once the result is ready."""
+    """A model ready to run on its device.
+
+    ``run(inputs)`` is the convenient call (returns the first output, a host array). The
+    timing loop uses ``prepare(inputs)`` once, then ``run_prepared()`` per sample: a
+    backend overrides both to bind the input and preallocated outputs once (IO binding,
+    pre-set tensors), so that a timed call does nothing but infer. The defaults fall back
+    to ``run``. Both must return only once the result is ready (or ``synchronize`` waits).
+    """
+
+    _prepared_inputs: np.ndarray | None = None
 
     @abstractmethod
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """Run one inference on ``inputs`` and return the first output as a numpy array."""
+
+    def prepare(self, inputs: np.ndarray) -> None:
+        """Bind ``inputs`` (and preallocated outputs) for ``run_prepared``."""
+        self._prepared_inputs = inputs
+
+    def run_prepared(self) -> None:
+        """Run one inference on the bound buffers; the output stays on the device/buffer."""
+        if self._prepared_inputs is None:
+            raise RuntimeError("run_prepared() before prepare(inputs)")
+        self.run(self._prepared_inputs)
+
+    def prepared_output(self) -> np.ndarray:
+        """Run once on the bound buffers; the first output as a host array (untimed checks)."""
+        if self._prepared_inputs is None:
+            raise RuntimeError("prepared_output() before prepare(inputs)")
+        return self.run(self._prepared_inputs)
 
     def synchronize(self) -> None:  # noqa: B027  (optional hook, no-op by default)
         """Wait until queued device work is done (asynchronous devices override this)."""
@@ -98,6 +125,18 @@ class Backend(ABC):
                     f"supported: {', '.join(self.precisions)}")
         return None
 
+    def runtime_version(self) -> str:
+        """The runtime's version (its SDK's ``__version__``), "unknown" if it has none."""
+        try:
+            module = importlib.import_module(self.sdk_module)
+        except ImportError:
+            return "not installed"
+        return str(getattr(module, "__version__", "unknown"))
+
+    def device_name(self, options: BackendOptions) -> str:
+        """A human-readable name of the device ``options`` select (the CPU model on cpu)."""
+        return cpu_model_name() if options.device == "cpu" else options.device
+
     @abstractmethod
     def availability(self, options: BackendOptions) -> str | None:
         """``None`` if this backend can run with ``options`` here, else the reason it cannot."""
@@ -113,3 +152,14 @@ class Backend(ABC):
         compile for static shapes fix the model's dynamic axes to it. ``None`` keeps
         the model's own shapes.
         """
+
+
+@functools.cache
+def cpu_model_name() -> str:
+    """This machine's CPU model, from /proc/cpuinfo (Linux) or ``platform``."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in (cpuinfo.read_text() if cpuinfo.is_file() else "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+            return value.strip()
+    return platform.processor() or platform.machine() or "unknown CPU"

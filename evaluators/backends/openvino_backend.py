@@ -19,14 +19,35 @@ _PRECISIONS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16"
 
 
 class OpenVinoModel(CompiledModel):
-    """One compiled model and a single ``InferRequest`` reused for synchronous inference."""
+    """One compiled model and a single ``InferRequest`` reused for synchronous inference.
+
+    ``prepare`` sets the input tensor once (sharing the array's memory); ``run_prepared``
+    is ``infer(share_outputs=True)``: no input dispatch, and the outputs stay in the
+    request's own tensors (``infer()`` without it copies every output to a new array).
+    """
 
     def __init__(self, compiled: Any) -> None:
         self._compiled = compiled
         self._request = compiled.create_infer_request()
+        self._bound: np.ndarray | None = None
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         self._request.infer({0: inputs}, share_inputs=True, share_outputs=True)
+        return self._request.get_output_tensor(0).data.copy()
+
+    def prepare(self, inputs: np.ndarray) -> None:
+        import openvino
+
+        self._bound = np.ascontiguousarray(inputs)  # the tensor shares this memory
+        self._request.set_input_tensor(openvino.Tensor(self._bound, shared_memory=True))
+
+    def run_prepared(self) -> None:
+        if self._bound is None:
+            raise RuntimeError("run_prepared() before prepare(inputs)")
+        self._request.infer(share_outputs=True)
+
+    def prepared_output(self) -> np.ndarray:
+        self.run_prepared()
         return self._request.get_output_tensor(0).data.copy()
 
 
@@ -43,6 +64,16 @@ class OpenVinoBackend(Backend):
     precisions = tuple(_PRECISIONS)
     sdk_module = "openvino"
     install_hint = "`pip install openvino`"
+
+    def device_name(self, options: BackendOptions) -> str:
+        """OpenVINO's ``FULL_DEVICE_NAME`` of the device (falls back to the CPU model)."""
+        openvino, _ = self.load_sdk(options)
+        device = _DEVICES.get(options.device, options.device.upper())
+        if openvino is None or device not in {
+            name.split(".")[0] for name in openvino.Core().available_devices
+        }:
+            return super().device_name(options)
+        return str(openvino.Core().get_property(device, "FULL_DEVICE_NAME"))
 
     def availability(self, options: BackendOptions) -> str | None:
         openvino, reason = self.load_sdk(options)

@@ -55,6 +55,28 @@ def test_compiled_model_matches_torch(backend: Backend, tiny_model: nn.Module,
     np.testing.assert_array_equal(first, second)  # results are not overwritten by later runs
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_prepared_run_equals_run(backend: Backend, tiny_onnx: Path, batch: int) -> None:
+    """The timed path (inputs and outputs bound once) computes what ``run`` computes."""
+    options = BackendOptions(device=backend.devices[0], threads=1)
+    rng = np.random.default_rng(batch)
+    inputs = rng.standard_normal((batch, *SAMPLE_SHAPE), dtype=np.float32)
+    compiled = backend.compile(tiny_onnx, options=options, input_shape=inputs.shape)
+    try:
+        expected = compiled.run(inputs)
+        compiled.prepare(inputs)
+        for _ in range(3):
+            compiled.run_prepared()
+        compiled.synchronize()
+        prepared = compiled.prepared_output()
+        again = compiled.run(inputs)
+    finally:
+        compiled.close()
+    assert prepared.shape == expected.shape == (batch, 10)
+    np.testing.assert_allclose(prepared, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(again, expected)
+
+
 def test_corrupt_onnx_is_a_compile_error_naming_the_backend(backend: Backend,
                                                             corrupt_onnx: Path) -> None:
     with pytest.raises(CompileError, match=f"^{backend.name}"):

@@ -11,8 +11,11 @@ from evaluators import (
     BackendUnavailableError,
     BenchmarkError,
     CompileError,
+    MeasureJob,
+    Measurement,
     TimingSettings,
     get_backend,
+    measure_interleaved,
     measure_onnx,
 )
 from search_spaces import UnknownNameError
@@ -34,10 +37,40 @@ def test_measurement_is_sane(backend: str, batch: int, tiny_onnx: Path) -> None:
     assert measurement.p90_ms <= measurement.max_ms
     assert measurement.runs >= FAST.min_runs and measurement.warmup_runs == FAST.warmup_runs
     assert measurement.compile_seconds > 0
+    assert measurement.ci_low_ms <= measurement.median_ms <= measurement.ci_high_ms
+    assert 0 < measurement.floor_ms < measurement.median_ms
+    assert measurement.rounds >= 1 and measurement.stop_reason in ("precision", "time_cap")
+    assert measurement.runtime == backend and measurement.runtime_version[0].isdigit()
+    assert measurement.device_name and measurement.device_name != "cpu"
     metrics = measurement.as_metrics()
     assert set(metrics) == {"latency_median_ms", "latency_p90_ms", "latency_mean_ms",
-                            "latency_min_ms", "latency_std_ms", "runs", "compile_s"}
+                            "latency_min_ms", "latency_std_ms", "latency_ci_low_ms",
+                            "latency_ci_high_ms", "harness_floor_ms", "runs", "rounds",
+                            "compile_s"}
     assert metrics["latency_median_ms"] == measurement.median_ms
+    assert metrics["latency_ci_high_ms"] == measurement.ci_high_ms
+
+
+def test_interleaved_jobs_each_get_a_result_and_failures_stay_apart(tiny_onnx: Path) -> None:
+    shape = (1, *SAMPLE_SHAPE)
+    jobs = [
+        MeasureJob(backend="onnxruntime", options=BackendOptions(), input_shape=shape),
+        MeasureJob(backend="tvm", options=BackendOptions(), input_shape=shape),
+        MeasureJob(backend="openvino", options=BackendOptions(), input_shape=(1, 3, 8, 8)),
+        MeasureJob(backend="onnxruntime", options=BackendOptions(precision="int3"),
+                   input_shape=shape),
+        MeasureJob(backend="openvino", options=BackendOptions(), input_shape=(2, *SAMPLE_SHAPE)),
+    ]
+    timing = TimingSettings(warmup_runs=3, min_runs=20, min_seconds=0.05, round_seconds=0.01)
+    results = measure_interleaved(tiny_onnx, jobs=jobs, timing=timing)
+    assert len(results) == len(jobs)
+    ort, unknown, wrong_shape, bad_precision, openvino = results
+    assert isinstance(ort, Measurement) and isinstance(openvino, Measurement)
+    assert (ort.backend, openvino.backend, openvino.batch_size) == ("onnxruntime", "openvino", 2)
+    assert ort.rounds >= 2 and openvino.rounds >= 2  # alternating rounds, not one burst
+    assert isinstance(unknown, UnknownNameError)
+    assert isinstance(wrong_shape, CompileError) and str(wrong_shape).startswith("openvino: ")
+    assert isinstance(bad_precision, BackendUnavailableError) and "int3" in str(bad_precision)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

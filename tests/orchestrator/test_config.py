@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from evaluators.timing import TimingSettings
 from orchestrator.config import load_config, parse_config, parse_override
 from orchestrator.errors import ConfigError
 from tests.conftest import ROOT, TINY_CONFIG
@@ -38,7 +39,7 @@ def test_quickstart_meets_its_promise() -> None:
 def test_defaults_fill_in() -> None:
     config = parse_config(_with())
     assert config.training.epochs == 1
-    assert config.timing.max_runs == 2000
+    assert config.timing.max_runs == TimingSettings.max_runs
     assert config.targets[0].target().cores == (-1,)
 
 
@@ -64,6 +65,7 @@ def test_defaults_fill_in() -> None:
          "targets.0: cores must be all >= 0 or all negative"),
         ({"targets": [{"name": "a", "backend": "openvino"}, {"name": "a", "backend": "openvino"}]},
          "duplicate target name(s) ['a']"),
+        ({"timing": {"rel_ci": 1.5}}, "timing: TimingSettings.rel_ci must be a number in (0, 1)"),
     ],
 )
 def test_bad_values_name_the_path(changes: dict[str, Any], expected: str) -> None:
