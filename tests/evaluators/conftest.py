@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from evaluators import export_onnx
+from evaluators.backends.torch_backend import save_torch_program
 from tests.evaluators.models import SAMPLE_SHAPE, tiny_conv_net
 
 
@@ -19,10 +20,12 @@ def tiny_model() -> nn.Module:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_model: nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tiny_model`` exported once with a dynamic batch axis."""
+    """``tiny_model`` exported once with a dynamic batch axis, its PyTorch program
+    (for the torch backends) beside it."""
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    return export_onnx(tiny_model, example_input=torch.randn(1, *SAMPLE_SHAPE), path=path,
-                       candidate="tiny")
+    example = torch.randn(1, *SAMPLE_SHAPE)
+    save_torch_program(tiny_model, example_input=example, onnx_path=path)
+    return export_onnx(tiny_model, example_input=example, path=path, candidate="tiny")
 
 
 @pytest.fixture

@@ -23,7 +23,16 @@ from tests.evaluators.models import SAMPLE_SHAPE, torch_logits
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=BACKENDS.names())
+#: Inductor's C++ build takes minutes per model on a 2-core machine; torch-compile runs
+#: the same program as torch-eager and is exercised by benchmarks/pool_fidelity.py.
+SLOW_TO_COMPILE = {"torch-compile"}
+
+
+@pytest.fixture(params=[
+    pytest.param(name, marks=pytest.mark.skip(reason=f"{name}: compiling takes minutes here"))
+    if name in SLOW_TO_COMPILE else name
+    for name in BACKENDS.names()
+])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each registered backend, skipped with its own reason where it cannot run here."""
     backend = get_backend(request.param)
@@ -132,3 +141,13 @@ def test_openvino_missing_device_has_a_reason() -> None:
     if reason is None:
         pytest.skip("this machine has an NPU")
     assert "NPU" in reason and "available" in reason
+
+
+@pytest.mark.parametrize("name", ["torch-eager", "torch-compile"])
+def test_torch_backend_without_its_program_says_how_to_write_it(name: str, tiny_onnx: Path,
+                                                               tmp_path: Path) -> None:
+    alone = tmp_path / "alone.onnx"
+    alone.write_bytes(tiny_onnx.read_bytes())
+    with pytest.raises(CompileError, match=rf"^{name}: needs the PyTorch program .*alone\.pt2.*"
+                                           r"save_torch_program"):
+        get_backend(name).compile(alone, options=BackendOptions())

@@ -1,0 +1,383 @@
+"""Fidelity of paretonas's latencies against the vendors' tools, repeatability, and the
+compiler-awareness report, on one pinned CPU core.
+
+For ~24 models built with the SDK (MLPs and conv classifiers at 1×28×28, wider conv
+classifiers at 3×64×64; random weights), each exported once to ONNX and ``.pt2``:
+
+1. paretonas pass A: OpenVINO CPU, ONNX Runtime CPU and torch eager (1 thread), timed
+   interleaved per model with ``measure_interleaved`` and the default ``TimingSettings``
+   (or the flags below);
+2. OpenVINO's ``benchmark_app`` on the same file and core (``taskset -c N``, ``-d CPU
+   -hint none -nstreams 1 -nthreads 1 -api sync -shape input[1,...]``), its median;
+   ``onnxruntime_perf_test`` likewise if it is on PATH (it is not in the pip wheel);
+3. for the sub-0.2 ms models, OpenVINO again with ``calls_per_sample=8`` (K calls per
+   sample), to decide whether K > 1 brings paretonas closer to ``benchmark_app``;
+4. paretonas pass B, independent of pass A (fresh compile).
+
+Reports Kendall τ and the median ratio paretonas/benchmark_app (all models and the
+sub-0.2 ms subset), τ and median |Δ| between passes A and B per target, and the pairwise
+τ between runtimes (which ranking the compiler changes). Targets: τ >= 0.9, median ratio
+within 1 ± 0.10, repeatability τ >= 0.9 and median |Δ| <= 5%. Prints tables, writes
+``benchmarks/results/pool_fidelity[_quick].json`` and ``.png``.
+
+Run on a quiet machine (other load inflates and scrambles the numbers):
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/pool_fidelity.py [--quick] [--core N]
+        [--rel-ci 0.02] [--max-seconds 2] [--bench-seconds 3] [--torch-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from rich.console import Console
+from rich.table import Table
+from scipy.stats import kendalltau
+
+from evaluators import (
+    BackendOptions,
+    MeasureJob,
+    Measurement,
+    TimingSettings,
+    export_onnx,
+    measure_interleaved,
+)
+from evaluators.backends.torch_backend import save_torch_program
+from search_spaces import InputSpec, create_space
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_MS = 0.2
+K_CALLS = 8
+BENCHMARK_APP = Path(sys.executable).with_name("benchmark_app")
+
+
+@dataclass(frozen=True)
+class Family:
+    """Models sampled (seeded) from one search space at one input shape."""
+
+    name: str
+    space: str
+    shape: tuple[int, ...]
+    options: dict[str, Any]
+    count: int
+    quick_count: int
+
+
+FAMILIES = (
+    Family("mlp28", "mlp", (1, 28, 28),
+           {"max_layers": 3, "hidden_units": (64, 128, 256, 512, 1024)}, 6, 2),
+    Family("conv28", "conv-classifier", (1, 28, 28), {}, 8, 3),
+    Family("conv64", "conv-classifier", (3, 64, 64),
+           {"widths": (16, 24, 32, 48), "stem_channels": 16, "expansions": (2, 4)}, 10, 3),
+)
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    name: str
+    onnx_path: Path
+    input_name: str
+    input_shape: tuple[int, ...]  # batch first
+
+
+def build_models(out_dir: Path, *, quick: bool, seed: int) -> list[BenchModel]:
+    """Sample distinct architectures per family, export each to ONNX and ``.pt2``."""
+    models = []
+    for family in FAMILIES:
+        space = create_space(family.space, input_spec=InputSpec(family.shape, 10),
+                             options=family.options)
+        rng = np.random.default_rng(seed)
+        wanted = family.quick_count if quick else family.count
+        seen: set[str] = set()
+        while len(seen) < wanted:
+            arch = space.sample(rng)
+            if arch.key in seen:
+                continue
+            seen.add(arch.key)
+            torch.manual_seed(seed + len(seen))
+            module = space.build(arch).eval()
+            example = space.example_input(1)
+            path = out_dir / f"{family.name}-{len(seen):02d}.onnx"
+            export_onnx(module, example_input=example, path=path, candidate=path.stem)
+            save_torch_program(module, example_input=example, onnx_path=path)
+            input_name = onnx.load(path, load_external_data=False).graph.input[0].name
+            models.append(BenchModel(path.stem, path, input_name, (1, *family.shape)))
+    return models
+
+
+def pin_process(core: int) -> None:
+    """Pin every thread of this process (and the threads it starts later) to ``core``."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), {core})
+        except ProcessLookupError:
+            continue  # the thread ended between listing and pinning
+
+
+def paretonas_pass(models: list[BenchModel], targets: dict[str, MeasureJob],
+                   timing: TimingSettings, console: Console, label: str
+                   ) -> dict[str, dict[str, dict[str, Any]]]:
+    """{target: {model: measurement as a dict, or {"error": ...}}}, targets interleaved."""
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in targets}
+    for index, model in enumerate(models, 1):
+        jobs = [replace(job, input_shape=model.input_shape) for job in targets.values()]
+        for name, result in zip(targets, measure_interleaved(model.onnx_path, jobs=jobs,
+                                                             timing=timing), strict=True):
+            results[name][model.name] = (asdict(result) if isinstance(result, Measurement)
+                                         else {"error": str(result)})
+        medians = ", ".join(f"{name} {_fmt(results[name][model.name])}" for name in targets)
+        console.print(f"  [{label} {index}/{len(models)}] {model.name}: {medians}")
+    return results
+
+
+def _fmt(entry: dict[str, Any]) -> str:
+    return f"{entry['median_ms']:.4f} ms" if "median_ms" in entry else "error"
+
+
+def benchmark_app_median(model: BenchModel, *, core: int, seconds: float) -> float:
+    """``benchmark_app``'s median latency (ms) for ``model`` on ``core``, sync, 1 thread."""
+    shape = ",".join(map(str, model.input_shape))
+    command = ["taskset", "-c", str(core), str(BENCHMARK_APP), "-m", str(model.onnx_path),
+               "-d", "CPU", "-hint", "none", "-nstreams", "1", "-nthreads", "1", "-api", "sync",
+               "-shape", f"{model.input_name}[{shape}]", "-t", str(seconds)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120 + seconds)
+    found = re.search(r"Median:\s+([\d.]+)\s*(ms|us)", done.stdout)
+    if done.returncode or not found:
+        raise RuntimeError(f"benchmark_app failed on {model.name} (exit {done.returncode}): "
+                           f"{(done.stdout + done.stderr)[-500:]}")
+    value = float(found.group(1))
+    return value / 1000 if found.group(2) == "us" else value
+
+
+def ort_perf_test_median(tool: str, model: BenchModel, *, core: int, seconds: float) -> float:
+    """``onnxruntime_perf_test``'s P50 latency (ms): CPU EP, 1 intra/inter-op thread."""
+    command = ["taskset", "-c", str(core), tool, "-e", "cpu", "-x", "1", "-y", "1",
+               "-t", str(int(max(1, seconds))), "-I", str(model.onnx_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120 + seconds)
+    found = re.search(r"P50 Latency:\s*([\d.eE+-]+)\s*s", done.stdout)
+    if done.returncode or not found:
+        raise RuntimeError(f"onnxruntime_perf_test failed on {model.name}: "
+                           f"{(done.stdout + done.stderr)[-500:]}")
+    return float(found.group(1)) * 1000
+
+
+def tau(a: list[float], b: list[float]) -> float | None:
+    if len(a) < 3:
+        return None
+    value = float(kendalltau(a, b).statistic)
+    return None if np.isnan(value) else value
+
+
+def compare(ours: dict[str, float], reference: dict[str, float]) -> dict[str, Any]:
+    """τ and median ratio ours/reference over the common models (all, and sub-0.2 ms)."""
+    report: dict[str, Any] = {}
+    for subset, limit in (("all", np.inf), ("sub_0.2ms", SMALL_MS)):
+        names = [n for n in ours if n in reference and reference[n] < limit]
+        a, b = [ours[n] for n in names], [reference[n] for n in names]
+        report[subset] = {
+            "models": len(names), "kendall_tau": tau(a, b),
+            "median_ratio": statistics.median(x / y for x, y in zip(a, b, strict=True))
+            if names else None,
+        }
+    return report
+
+
+def repeatability(first: dict[str, float], second: dict[str, float]) -> dict[str, Any]:
+    names = [n for n in first if n in second]
+    a, b = [first[n] for n in names], [second[n] for n in names]
+    deltas = [abs(x - y) / ((x + y) / 2) for x, y in zip(a, b, strict=True)]
+    return {"models": len(names), "kendall_tau": tau(a, b),
+            "median_abs_delta": statistics.median(deltas) if deltas else None}
+
+
+def medians(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    return {name: entry["median_ms"] for name, entry in results.items() if "median_ms" in entry}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 models, short runs (smoke test)")
+    parser.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rel-ci", type=float, default=TimingSettings.rel_ci)
+    parser.add_argument("--max-seconds", type=float, default=TimingSettings.max_seconds)
+    parser.add_argument("--warmup-runs", type=int, default=TimingSettings.warmup_runs)
+    parser.add_argument("--bench-seconds", type=float, default=3.0,
+                        help="duration of each benchmark_app / onnxruntime_perf_test run")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="add torch.compile as a target (Inductor: minutes per model)")
+    args = parser.parse_args()
+    console = Console()
+    pin_process(args.core)
+    timing = TimingSettings(rel_ci=args.rel_ci, max_seconds=args.max_seconds,
+                            warmup_runs=args.warmup_runs)
+    if args.quick:
+        args.bench_seconds = min(args.bench_seconds, 1.0)
+    one = BackendOptions(threads=1)
+    targets = {name: MeasureJob(backend=name, options=one, input_shape=(1, 1))
+               for name in ("openvino", "onnxruntime", "torch-eager")}
+    if args.torch_compile:
+        targets["torch-compile"] = MeasureJob(backend="torch-compile", options=one,
+                                              input_shape=(1, 1))
+    ort_tool = shutil.which("onnxruntime_perf_test")
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="paretonas-fidelity-") as tmp:
+        console.print(f"building models (pinned to core {args.core}) ...")
+        models = build_models(Path(tmp), quick=args.quick, seed=args.seed)
+        console.print(f"paretonas pass A ({len(models)} models, {', '.join(targets)}) ...")
+        pass_a = paretonas_pass(models, targets, timing, console, "A")
+        console.print("benchmark_app ...")
+        vendor: dict[str, float] = {}
+        for model in models:
+            vendor[model.name] = benchmark_app_median(model, core=args.core,
+                                                      seconds=args.bench_seconds)
+        ort_vendor: dict[str, float] = {}
+        if ort_tool:
+            console.print(f"onnxruntime_perf_test ({ort_tool}) ...")
+            for model in models:
+                ort_vendor[model.name] = ort_perf_test_median(ort_tool, model, core=args.core,
+                                                              seconds=args.bench_seconds)
+        small = [m for m in models if vendor[m.name] < SMALL_MS]
+        console.print(f"OpenVINO with {K_CALLS} calls per sample on {len(small)} "
+                      f"sub-{SMALL_MS} ms models ...")
+        k_results = paretonas_pass(
+            small, {"openvino": targets["openvino"]},
+            replace(timing, calls_per_sample=K_CALLS), console, f"K={K_CALLS}")["openvino"]
+        console.print("paretonas pass B ...")
+        pass_b = paretonas_pass(models, targets, timing, console, "B")
+
+    ov_a = medians(pass_a["openvino"])
+    report: dict[str, Any] = {
+        "machine": {"cpu": next(iter(pass_a["openvino"].values())).get("device_name"),
+                    "core": args.core, "load_average": os.getloadavg(),
+                    "note": "shared, contended machine unless stated otherwise"},
+        "timing": asdict(timing),
+        "bench_seconds": args.bench_seconds,
+        "onnxruntime_perf_test": ort_tool or "not on PATH (not in the onnxruntime pip wheel)",
+        "models": {m.name: {"input_shape": m.input_shape, "benchmark_app_ms": vendor[m.name],
+                            "onnxruntime_perf_test_ms": ort_vendor.get(m.name)}
+                   for m in models},
+        "fidelity": {
+            "openvino_vs_benchmark_app": compare(ov_a, vendor),
+            f"openvino_k{K_CALLS}_vs_benchmark_app": compare(medians(k_results), vendor),
+            "onnxruntime_vs_perf_test": compare(medians(pass_a["onnxruntime"]), ort_vendor)
+            if ort_vendor else None,
+        },
+        "repeatability": {name: repeatability(medians(pass_a[name]), medians(pass_b[name]))
+                          for name in targets},
+        "compiler_awareness": {
+            f"{x} vs {y}": tau(*_paired(medians(pass_a[x]), medians(pass_a[y])))
+            for i, x in enumerate(targets) for y in list(targets)[i + 1:]
+        },
+        "pass_a": pass_a, "pass_b": pass_b, f"openvino_k{K_CALLS}": k_results,
+        "seconds": time.perf_counter() - started,
+    }
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "pool_fidelity_quick" if args.quick else "pool_fidelity"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
+    _plot(models, targets, pass_a, vendor, out / f"{stem}.png")
+    _print(console, report, models, pass_a, pass_b, vendor, k_results)
+    console.print(f"wrote {out / stem}.json and .png in {report['seconds']:.0f} s")
+
+
+def _paired(a: dict[str, float], b: dict[str, float]) -> tuple[list[float], list[float]]:
+    names = [n for n in a if n in b]
+    return [a[n] for n in names], [b[n] for n in names]
+
+
+def _print(console: Console, report: dict[str, Any], models: list[BenchModel],
+           pass_a: dict[str, dict[str, Any]],
+           pass_b: dict[str, dict[str, Any]], vendor: dict[str, float],
+           k_results: dict[str, Any]) -> None:
+    table = Table(title="latency per model (ms, median; pass A unless noted)")
+    for column in ("model", "benchmark_app", "openvino", "ov 95% CI", "ov floor",
+                   f"ov K={K_CALLS}", "ov pass B", "onnxruntime", "torch-eager"):
+        table.add_column(column, justify="right")
+    for model in sorted(models, key=lambda m: vendor[m.name]):
+        ov = pass_a["openvino"][model.name]
+        ci = (f"{ov['ci_low_ms']:.4f}–{ov['ci_high_ms']:.4f}" if "ci_low_ms" in ov else "")
+        table.add_row(model.name, f"{vendor[model.name]:.4f}", _fmt(ov), ci,
+                      f"{ov.get('floor_ms', float('nan')):.5f}",
+                      _fmt(k_results.get(model.name, {})), _fmt(pass_b["openvino"][model.name]),
+                      _fmt(pass_a["onnxruntime"][model.name]),
+                      _fmt(pass_a["torch-eager"][model.name]))
+    console.print(table)
+    summary = Table(title="fidelity (targets: τ >= 0.9, median ratio 1 ± 0.10)")
+    for column in ("comparison", "subset", "models", "Kendall τ", "median ratio"):
+        summary.add_column(column, justify="right")
+    for name, subsets in report["fidelity"].items():
+        for subset, row in (subsets or {}).items():
+            summary.add_row(name, subset, str(row["models"]), _num(row["kendall_tau"]),
+                            _num(row["median_ratio"]))
+    console.print(summary)
+    if report["fidelity"]["onnxruntime_vs_perf_test"] is None:
+        console.print(f"onnxruntime_perf_test: {report['onnxruntime_perf_test']}")
+    repeat = Table(title="repeatability, pass A vs B (targets: τ >= 0.9, median |Δ| <= 5%)")
+    for column in ("target", "models", "Kendall τ", "median |Δ|"):
+        repeat.add_column(column, justify="right")
+    for name, row in report["repeatability"].items():
+        delta = row["median_abs_delta"]
+        repeat.add_row(name, str(row["models"]), _num(row["kendall_tau"]),
+                       "-" if delta is None else f"{delta:.1%}")
+    console.print(repeat)
+    aware = Table(title="compiler awareness: Kendall τ between runtimes' rankings (pass A)")
+    aware.add_column("pair")
+    aware.add_column("Kendall τ", justify="right")
+    for pair, value in report["compiler_awareness"].items():
+        aware.add_row(pair, _num(value))
+    console.print(aware)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _plot(models: list[BenchModel], targets: dict[str, MeasureJob],
+          pass_a: dict[str, dict[str, Any]], vendor: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    ov = medians(pass_a["openvino"])
+    names = [m.name for m in models if m.name in ov]
+    x = [vendor[n] for n in names]
+    left.scatter(x, [ov[n] for n in names], s=18)
+    bounds = [min(x) * 0.8, max(x) * 1.25]
+    left.plot(bounds, bounds, color="grey", linewidth=1, label="y = x")
+    left.set(xscale="log", yscale="log", xlabel="benchmark_app median (ms)",
+             ylabel="paretonas OpenVINO median (ms)", title="fidelity vs benchmark_app")
+    left.legend()
+    order = sorted(names, key=lambda n: vendor[n])
+    for name in targets:
+        values = medians(pass_a[name])
+        right.plot(range(len(order)), [values.get(n, np.nan) for n in order], marker="o",
+                   markersize=3, label=name)
+    right.set(yscale="log", xlabel="model (sorted by benchmark_app latency)",
+              ylabel="median latency (ms)", title="one model, three runtimes")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    main()
