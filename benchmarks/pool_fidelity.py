@@ -4,15 +4,17 @@ compiler-awareness report, on one pinned CPU core.
 For ~24 models built with the SDK (MLPs and conv classifiers at 1×28×28, wider conv
 classifiers at 3×64×64; random weights), each exported once to ONNX and ``.pt2``:
 
-1. paretonas pass A: OpenVINO CPU, ONNX Runtime CPU and torch eager (1 thread), timed
-   interleaved per model with ``measure_interleaved`` and the default ``TimingSettings``
-   (or the flags below);
-2. OpenVINO's ``benchmark_app`` on the same file and core (``taskset -c N``, ``-d CPU
-   -hint none -nstreams 1 -nthreads 1 -api sync -shape input[1,...]``), its median;
-   ``onnxruntime_perf_test`` likewise if it is on PATH (it is not in the pip wheel);
-3. for the sub-0.2 ms models, OpenVINO again with ``calls_per_sample=8`` (K calls per
-   sample), to decide whether K > 1 brings paretonas closer to ``benchmark_app``;
-4. paretonas pass B, independent of pass A (fresh compile).
+1. pass A, model by model: paretonas on OpenVINO CPU, ONNX Runtime CPU and torch eager
+   (1 thread), timed interleaved with ``measure_interleaved`` and the default
+   ``TimingSettings`` (or the flags below); right after it, OpenVINO's ``benchmark_app``
+   on the same file and core (``taskset -c N``, ``-d CPU -hint none -nstreams 1
+   -nthreads 1 -api sync -shape input[1,...] -infer_precision f32``: without the last
+   flag it runs bf16 on CPUs with AMX/AVX512-BF16, while paretonas's fp32 target asks
+   for f32), its median; ``onnxruntime_perf_test`` likewise if it is on PATH (it is not
+   in the pip wheel); for the sub-0.2 ms models, OpenVINO again with
+   ``calls_per_sample=8`` (K calls per sample), to decide whether K > 1 brings paretonas
+   closer to ``benchmark_app``;
+2. pass B: paretonas again over all models, independent of pass A (fresh compiles, later).
 
 Reports Kendall τ and the median ratio paretonas/benchmark_app (all models and the
 sub-0.2 ms subset), τ and median |Δ| between passes A and B per target, and the pairwise
@@ -154,7 +156,8 @@ def benchmark_app_median(model: BenchModel, *, core: int, seconds: float) -> flo
     shape = ",".join(map(str, model.input_shape))
     command = ["taskset", "-c", str(core), str(BENCHMARK_APP), "-m", str(model.onnx_path),
                "-d", "CPU", "-hint", "none", "-nstreams", "1", "-nthreads", "1", "-api", "sync",
-               "-shape", f"{model.input_name}[{shape}]", "-t", str(seconds)]
+               "-shape", f"{model.input_name}[{shape}]", "-infer_precision", "f32",
+               "-t", str(max(1, round(seconds)))]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120 + seconds)
     found = re.search(r"Median:\s+([\d.]+)\s*(ms|us)", done.stdout)
     if done.returncode or not found:
@@ -222,7 +225,7 @@ def main() -> None:
     parser.add_argument("--torch-compile", action="store_true",
                         help="add torch.compile as a target (Inductor: minutes per model)")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
     pin_process(args.core)
     timing = TimingSettings(rel_ci=args.rel_ci, max_seconds=args.max_seconds,
                             warmup_runs=args.warmup_runs)
@@ -240,25 +243,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="paretonas-fidelity-") as tmp:
         console.print(f"building models (pinned to core {args.core}) ...")
         models = build_models(Path(tmp), quick=args.quick, seed=args.seed)
-        console.print(f"paretonas pass A ({len(models)} models, {', '.join(targets)}) ...")
-        pass_a = paretonas_pass(models, targets, timing, console, "A")
-        console.print("benchmark_app ...")
+        console.print(f"pass A: paretonas ({', '.join(targets)}) then benchmark_app, per "
+                      f"model ({len(models)} models) ...")
+        pass_a: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in targets}
         vendor: dict[str, float] = {}
-        for model in models:
+        ort_vendor: dict[str, float] = {}
+        k_results: dict[str, dict[str, Any]] = {}
+        for model in models:  # each vendor run right after ours: same conditions
+            for name, entries in paretonas_pass([model], targets, timing, console, "A").items():
+                pass_a[name].update(entries)
             vendor[model.name] = benchmark_app_median(model, core=args.core,
                                                       seconds=args.bench_seconds)
-        ort_vendor: dict[str, float] = {}
-        if ort_tool:
-            console.print(f"onnxruntime_perf_test ({ort_tool}) ...")
-            for model in models:
-                ort_vendor[model.name] = ort_perf_test_median(ort_tool, model, core=args.core,
-                                                              seconds=args.bench_seconds)
-        small = [m for m in models if vendor[m.name] < SMALL_MS]
-        console.print(f"OpenVINO with {K_CALLS} calls per sample on {len(small)} "
-                      f"sub-{SMALL_MS} ms models ...")
-        k_results = paretonas_pass(
-            small, {"openvino": targets["openvino"]},
-            replace(timing, calls_per_sample=K_CALLS), console, f"K={K_CALLS}")["openvino"]
+            if ort_tool:
+                ort_vendor[model.name] = ort_perf_test_median(
+                    ort_tool, model, core=args.core, seconds=args.bench_seconds)
+            if vendor[model.name] < SMALL_MS:
+                k_results.update(paretonas_pass(
+                    [model], {"openvino": targets["openvino"]},
+                    replace(timing, calls_per_sample=K_CALLS), console, f"K={K_CALLS}",
+                )["openvino"])
+            console.print(f"    benchmark_app {vendor[model.name]:.4f} ms")
         console.print("paretonas pass B ...")
         pass_b = paretonas_pass(models, targets, timing, console, "B")
 
@@ -315,7 +319,8 @@ def _print(console: Console, report: dict[str, Any], models: list[BenchModel],
         ci = (f"{ov['ci_low_ms']:.4f}–{ov['ci_high_ms']:.4f}" if "ci_low_ms" in ov else "")
         table.add_row(model.name, f"{vendor[model.name]:.4f}", _fmt(ov), ci,
                       f"{ov.get('floor_ms', float('nan')):.5f}",
-                      _fmt(k_results.get(model.name, {})), _fmt(pass_b["openvino"][model.name]),
+                      _fmt(k_results[model.name]) if model.name in k_results else "-",
+                      _fmt(pass_b["openvino"][model.name]),
                       _fmt(pass_a["onnxruntime"][model.name]),
                       _fmt(pass_a["torch-eager"][model.name]))
     console.print(table)

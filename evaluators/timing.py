@@ -53,7 +53,7 @@ class TimingSettings:
     min_runs: int = 30
     max_runs: int = 100_000
     min_seconds: float = 0.2
-    max_seconds: float = 2.0
+    max_seconds: float = 1.0
     rel_ci: float = 0.02
     confidence: float = 0.95
     round_seconds: float = 0.05

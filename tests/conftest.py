@@ -22,7 +22,7 @@ TINY_CONFIG: dict[str, Any] = {
         {"name": "cpu-ort", "backend": "onnxruntime", "cores": [-1]},
         {"name": "cpu-openvino", "backend": "openvino", "cores": [-1]},
     ],
-    "timing": {"warmup_runs": 2, "min_runs": 5, "min_seconds": 0.0},
+    "timing": {"warmup_runs": 2, "min_runs": 5, "min_seconds": 0.0, "max_seconds": 0.0},
     "objectives": {"accuracy": "max", "latency_ms@cpu-ort": "min", "params": "min"},
     "searcher": {"name": "nsga2", "options": {"population_size": 4}},
     "budget": {"candidates": 4},
