@@ -58,6 +58,7 @@ class CompiledModel(ABC):
     backend overrides both to bind the input and preallocated outputs once (IO binding,
     pre-set tensors), so that a timed call does nothing but infer. The defaults fall back
     to ``run``. Both must return only once the result is ready (or ``synchronize`` waits).
+    A ``run`` between ``prepare`` and ``run_prepared`` must not disturb the binding.
     """
 
     _prepared_inputs: np.ndarray | None = None

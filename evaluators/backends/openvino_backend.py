@@ -30,16 +30,21 @@ class OpenVinoModel(CompiledModel):
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._bound: np.ndarray | None = None
+        self._bound_tensor: Any = None
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         self._request.infer({0: inputs}, share_inputs=True, share_outputs=True)
-        return self._request.get_output_tensor(0).data.copy()
+        output = self._request.get_output_tensor(0).data.copy()
+        if self._bound_tensor is not None:  # infer(inputs) replaced the prepared tensor
+            self._request.set_input_tensor(self._bound_tensor)
+        return output
 
     def prepare(self, inputs: np.ndarray) -> None:
         import openvino
 
         self._bound = np.ascontiguousarray(inputs)  # the tensor shares this memory
-        self._request.set_input_tensor(openvino.Tensor(self._bound, shared_memory=True))
+        self._bound_tensor = openvino.Tensor(self._bound, shared_memory=True)
+        self._request.set_input_tensor(self._bound_tensor)
 
     def run_prepared(self) -> None:
         if self._bound is None:

@@ -79,11 +79,14 @@ def test_prepared_run_equals_run(backend: Backend, tiny_onnx: Path, batch: int) 
         compiled.synchronize()
         prepared = compiled.prepared_output()
         again = compiled.run(inputs)
+        compiled.run(np.zeros_like(inputs))  # a plain run must not disturb the binding
+        after_run = compiled.prepared_output()
     finally:
         compiled.close()
     assert prepared.shape == expected.shape == (batch, 10)
     np.testing.assert_allclose(prepared, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(again, expected)
+    np.testing.assert_allclose(after_run, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_corrupt_onnx_is_a_compile_error_naming_the_backend(backend: Backend,
