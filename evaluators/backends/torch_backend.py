@@ -5,6 +5,11 @@ It needs the PyTorch program, not the ONNX graph: ``save_torch_program`` writes 
 from there. Without that file compiling fails with a ``CompileError`` saying how to
 write it.
 
+``torch-eager`` runs the exported program's module: ATen operators called from generated
+Python code, plus the export's input checks. Its per-operator cost is higher than the
+original ``nn.Module``'s (about 4× on a small conv net here), so it is an upper bound of
+eager PyTorch; ``torch-compile`` removes that cost.
+
 ``torch.set_num_threads`` is process-wide: compiling sets it to ``options.threads`` and
 ``close`` restores the previous value, so two torch models timed in one process should
 use the same thread count.
