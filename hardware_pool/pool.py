@@ -535,7 +535,8 @@ class HardwarePool:
 
 def cache_key(request: MeasureRequest, signature: str) -> str:
     """The cache key of a request on a target: candidate, input shape, target signature."""
-    text = json.dumps([request.candidate, list(request.sample_shape), signature])
+    text = json.dumps([request.candidate, list(request.sample_shape), request.dataset,
+                       request.seed, request.evaluate, signature])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -14,8 +14,11 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from evaluators.accuracy import EvaluationSet
 from evaluators.backends.base import BackendOptions
 from evaluators.benchmark import Measurement, measure_onnx
+from evaluators.data import load_dataset
+from evaluators.quantize import with_calibration
 from evaluators.timing import TimingSettings
 from hardware_pool.affinity import pin_process, thread_affinities
 from hardware_pool.core_lock import hold_devices
@@ -25,11 +28,20 @@ from search_spaces.errors import ParetonasError
 
 @dataclass(frozen=True)
 class MeasureRequest:
-    """One candidate to time: its ONNX bytes and one sample's input shape (no batch)."""
+    """One candidate to time: its ONNX bytes and one sample's input shape (no batch).
+
+    ``dataset``/``seed`` name the search's data, which the measuring process loads
+    itself: an ``int8`` target calibrates on its training split, and with
+    ``evaluate`` (always for ``int8``) the compiled model's accuracy on its test split
+    is measured (``Measurement.accuracy``, the ``accuracy@<target>`` metric).
+    """
 
     candidate: str
     onnx_model: bytes
     sample_shape: tuple[int, ...]
+    dataset: str | None = None
+    seed: int = 0
+    evaluate: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,15 +171,27 @@ class DeviceWorker:
             with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
                 path = Path(tmp) / f"{_safe(request.candidate)}.onnx"
                 path.write_bytes(request.onnx_model)
+                options, evaluation = self._data_options(target, request)
                 measurement = measure_onnx(
-                    path, backend=target.backend, options=self.options(target),
+                    path, backend=target.backend, options=options,
                     input_shape=(target.batch_size, *request.sample_shape),
-                    timing=timing or self.timing,
+                    timing=timing or self.timing, evaluation=evaluation,
                 )
         return PoolMeasurement(**{
             **{name: getattr(measurement, name) for name in measurement.__dataclass_fields__},
             "provenance": self.provenance(target, started_s=started, waited_s=waited),
         })
+
+    def _data_options(self, target: Target, request: MeasureRequest
+                      ) -> tuple[BackendOptions, EvaluationSet | None]:
+        """The target's options (with int8 calibration) and the evaluation set, if any."""
+        options = self.options(target)
+        wanted = request.evaluate or target.precision == "int8"
+        if request.dataset is None or not (wanted or target.precision == "int8"):
+            return options, None
+        dataset = load_dataset(request.dataset, seed=request.seed)
+        options = with_calibration(options, dataset, seed=request.seed)
+        return options, EvaluationSet.from_dataset(dataset) if wanted else None
 
     def options(self, target: Target) -> BackendOptions:
         return BackendOptions(device=target.device_kind, precision=target.precision,

@@ -50,6 +50,8 @@ class CandidateJob:
     pool: PoolClient
     reserved_cores: dict[str, list[int]]
     opset: int = 17
+    #: measure every target's compiled accuracy (``accuracy@<target>``; int8 always is)
+    evaluate_on_targets: bool = False
 
 
 def evaluate_candidate(
@@ -84,7 +86,9 @@ def evaluate_candidate(
         model, example_input=space.example_input(1), path=onnx_path, candidate=arch.key,
         opset=job.opset,
     ))
-    request = MeasureRequest(arch.key, onnx_path.read_bytes(), job.input_spec.shape)
+    request = MeasureRequest(arch.key, onnx_path.read_bytes(), job.input_spec.shape,
+                             dataset=job.dataset, seed=job.training.seed,
+                             evaluate=job.evaluate_on_targets)
     measurements = stage("measure", lambda: job.pool.measure_all(request))
 
     metrics: dict[str, float] = {

@@ -125,6 +125,8 @@ def run_search(
                 input_spec=dataset.input_spec, dataset=config.dataset.name,
                 training=config.training.settings(config.seed), pool=pool.client(),
                 reserved_cores=pool.reserved_cores(),
+                evaluate_on_targets=any(m.startswith("accuracy@") for m in
+                                        [*config.objectives, *config.constraints]),
             )
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(_run_trial, job=job),

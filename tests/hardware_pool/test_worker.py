@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
+import torch
+from torch import nn
+
+from evaluators.export import export_onnx
 from evaluators.timing import TimingSettings
 from hardware_pool import Target
 from hardware_pool.reference import REFERENCE_NAME, reference_request
-from hardware_pool.worker import DeviceWorker
+from hardware_pool.worker import DeviceWorker, MeasureRequest
 
 TIMING = TimingSettings(warmup_runs=1, min_runs=5, min_seconds=0.0)
 
@@ -42,3 +48,20 @@ def test_a_drifting_reference_flags_and_remeasures(worker: DeviceWorker) -> None
 def test_the_reference_model_is_fixed() -> None:
     assert reference_request().candidate == REFERENCE_NAME
     assert reference_request().sample_shape == (256,)
+
+
+@pytest.mark.slow
+def test_int8_targets_calibrate_and_report_accuracy_from_the_named_dataset(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.onnx"
+    export_onnx(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval(),
+                example_input=torch.randn(1, 1, 8, 8), path=path, candidate="linear")
+    worker = DeviceWorker([Target(name="int8", backend="onnxruntime", precision="int8"),
+                           Target(name="fp32", backend="onnxruntime")], timing=TIMING)
+    request = MeasureRequest("linear", path.read_bytes(), (1, 8, 8), dataset="digits", seed=0)
+    int8 = worker.measure("int8", request)
+    assert int8.precision == "int8" and int8.accuracy is not None and 0 <= int8.accuracy <= 1
+    assert worker.measure("fp32", request).accuracy is None  # not asked for
+    evaluated = worker.measure("fp32", replace(request, evaluate=True))
+    assert evaluated.accuracy is not None
