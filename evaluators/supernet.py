@@ -141,8 +141,9 @@ def train_supernet(
                 schedule.step()
                 count += 1
                 if step % settings.log_every == 0 or step == settings.steps:
-                    entry = {"step": float(step), "loss_largest": sums[0] / count,
-                             "loss_distill": sums[1] / count, "lr": schedule.get_last_lr()[0]}
+                    entry = {"step": float(step), "loss_largest": float(sums[0] / count),
+                             "loss_distill": float(sums[1] / count),
+                             "lr": float(schedule.get_last_lr()[0])}
                     history.append(entry)
                     sums, count = np.zeros(2), 0
                     if on_log is not None:

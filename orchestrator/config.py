@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from evaluators.backends import BACKENDS
 from evaluators.data import DATASETS
+from evaluators.supernet import SubnetEvalSettings, SupernetSettings
 from evaluators.timing import TimingSettings
 from evaluators.training import TrainingSettings
 from hardware_pool.target import Target
 from orchestrator.errors import ConfigError
 from orchestrator.objectives import Constraint, Objective, ObjectiveSet, known_metrics
 from orchestrator.searchers import SEARCHERS
+from search_spaces.elastic import ElasticSpace
 from search_spaces.errors import ParetonasError
 from search_spaces.loading import resolve_space_factory
 
@@ -182,6 +184,41 @@ class TrackingConfig(Section):
                                    "for MLflow to take the journal; the rest waits for `sync`")
 
 
+class SupernetConfig(Section):
+    """Weight-sharing mode: train the supernet (unless ``checkpoint`` names a trained one),
+    then evaluate ``subnets_per_trial`` subnets per Tune trial with inherited weights."""
+
+    checkpoint: str | None = Field(None, description="a trained supernet; null: train one")
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(128, ge=2)
+    learning_rate: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    random_subnets: int = Field(2, ge=0)
+    distill_temperature: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(100, ge=1)
+    log_every: int = Field(20, ge=1)
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")
+    cpus: float = Field(1.0, gt=0, description="CPUs of the training trial")
+    threads: int = Field(1, ge=1)
+    calibration_batches: int = Field(2, ge=1)
+    calibration_batch_size: int = Field(128, ge=1)
+    eval_samples: int = Field(1000, ge=1)
+    eval_threads: int = Field(1, ge=1)
+    subnets_per_trial: int = Field(16, ge=1)
+
+    def settings(self, seed: int) -> SupernetSettings:
+        return SupernetSettings(
+            seed=seed, **self.model_dump(include={
+                "steps", "batch_size", "learning_rate", "weight_decay", "random_subnets",
+                "distill_temperature", "checkpoint_every", "log_every", "device", "threads"}))
+
+    def eval_settings(self, seed: int) -> SubnetEvalSettings:
+        return SubnetEvalSettings(
+            seed=seed, threads=self.eval_threads, eval_samples=self.eval_samples,
+            calibration_batches=self.calibration_batches,
+            calibration_batch_size=self.calibration_batch_size)
+
+
 class SearchConfig(Section):
     name: str = Field("search", min_length=1)
     seed: int = 0
@@ -198,9 +235,16 @@ class SearchConfig(Section):
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output_dir: str = "paretonas-results"
+    mode: Literal["from_scratch", "weight_sharing"] = "from_scratch"
+    supernet: SupernetConfig = SupernetConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SearchConfig:
+        if self.mode == "weight_sharing":
+            factory = resolve_space_factory(self.space.name)
+            if isinstance(factory, type) and not issubclass(factory, ElasticSpace):
+                raise ValueError(f"mode: weight_sharing needs an elastic space (an ElasticSpace "
+                                 f"such as elastic-mobilenet-v3); {self.space.name!r} is not one")
         names = [target.name for target in self.targets]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from orchestrator.pareto import non_dominated_sort
 from orchestrator.provenance import search_environment
 from orchestrator.records import TrialRecord
 from orchestrator.tracking_writer import BackgroundWriter
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = ["FRONT_TAG", "MlflowTracker", "Tracker", "check_cluster_tracking", "check_server",
            "front_csv", "mlflow_key", "sync"]
@@ -209,6 +212,36 @@ class MlflowTracker:
             "plots": [str(p.relative_to(journal.output_dir)) for p in made],
             "run_plots": {t: str(p.relative_to(journal.output_dir)) for t, p in run_plots.items()},
         }))
+
+    def log_supernet(self, history: Sequence[dict[str, float]], checkpoint: Path) -> None:
+        """Weight-sharing mode: the supernet's loss curve (by step) and its checkpoint on the
+        search's run (once per search, written directly rather than through the queue)."""
+        from mlflow.entities import Metric
+
+        client, parent_run_id = self._parent_client()
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"supernet_{name}", float(value), now, int(entry["step"]))
+                   for entry in history for name, value in entry.items() if name != "step"]
+        for start in range(0, len(metrics), 1000):  # MLflow's per-batch limit
+            client.log_batch(parent_run_id, metrics=metrics[start:start + 1000])
+        client.log_artifact(parent_run_id, str(checkpoint), artifact_path="supernet")
+
+    def log_onnx_models(self, records: Sequence[TrialRecord]) -> None:
+        """ONNX models exported after the search (weight-sharing mode's front), as artifacts
+        ``front/<arch key>.onnx`` of the search's run."""
+        if not self.log_models:
+            return
+        client, parent_run_id = self._parent_client()
+        for record in records:
+            if record.onnx_path:
+                client.log_artifact(parent_run_id, record.onnx_path, artifact_path="front")
+
+    def _parent_client(self) -> tuple[MlflowClient, str]:
+        from mlflow.tracking import MlflowClient
+
+        self._started()
+        assert self.parent_run_id is not None  # set by start_search
+        return MlflowClient(tracking_uri=self.uri), self.parent_run_id
 
     def end_search(self, status: str) -> None:
         """Close the parent run; wait up to ``drain_timeout_s`` for MLflow to take everything."""

@@ -86,6 +86,10 @@ def run_search(
     resume: bool = False,
 ) -> SearchResult:
     """Run the whole search described by ``config``; every finished trial reaches ``tracker``."""
+    if config.mode == "weight_sharing":
+        from orchestrator.weight_sharing import run_weight_sharing_search  # imports this module
+
+        return run_weight_sharing_search(config, tracker=tracker, on_progress=on_progress)
     started = time.perf_counter()
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = create_space(config.space.name, input_spec=dataset.input_spec,

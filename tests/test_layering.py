@@ -44,6 +44,7 @@ RAY_MODULES = {
     "orchestrator/tune_adapter.py",
     "orchestrator/trial_events.py",
     "orchestrator/ray_session.py",
+    "orchestrator/weight_sharing.py",
 }
 
 

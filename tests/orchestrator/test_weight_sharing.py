@@ -1,0 +1,90 @@
+"""Weight-sharing mode end to end: supernet trial, batched subnet trials, real pool, MLflow."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from evaluators.errors import CheckpointError
+from orchestrator.cli import main
+from orchestrator.config import parse_config
+from orchestrator.errors import ConfigError
+from orchestrator.tracking import MlflowTracker
+from orchestrator.tune_driver import run_search
+from tests.elastic_fixtures import TINY_OPTIONS
+
+
+@pytest.fixture
+def ws_config(tiny_config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(tiny_config)
+    config.update(
+        mode="weight_sharing",
+        space={"name": "elastic-mobilenet-v3", "options": copy.deepcopy(TINY_OPTIONS)},
+        supernet={"steps": 16, "batch_size": 32, "checkpoint_every": 8, "log_every": 4,
+                  "random_subnets": 1, "eval_samples": 100, "calibration_batches": 1,
+                  "calibration_batch_size": 32, "subnets_per_trial": 3},
+        budget={"candidates": 7},
+        objectives={"accuracy": "max", "latency_ms@cpu-ort": "min"},
+        searcher={"name": "nsga2", "options": {"population_size": 4}},
+    )
+    return config
+
+
+def test_weight_sharing_needs_an_elastic_space(ws_config: dict[str, Any]) -> None:
+    ws_config["space"] = {"name": "conv-classifier"}
+    with pytest.raises(ConfigError, match="mode: weight_sharing needs an elastic space"):
+        parse_config(ws_config)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_weight_sharing_search_reaches_the_tracker(ws_config: dict[str, Any], tmp_path: Path,
+                                                     ray_local: None,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config = parse_config(ws_config)
+    tracker = MlflowTracker(uri=config.tracking.uri, experiment=config.tracking.experiment)
+    result = run_search(config, tracker=tracker)
+
+    assert len(result.records) == 7 and all(r.ok for r in result.records), \
+        [r.error for r in result.records]
+    assert len({r.trial_id for r in result.records}) == 7
+    for record in result.records:
+        assert 0.0 <= record.metrics["accuracy"] <= 1.0
+        assert record.metrics["latency_ms@cpu-ort"] > 0 and record.metrics["latency_ms@cpu-openvino"] > 0
+        assert {"time_extract_s", "time_calibrate_s", "time_measure_s"} <= set(record.metrics)
+    front = result.summary.front
+    assert front and all(r.onnx_path and Path(r.onnx_path).is_file() for r in front)
+
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    parent = client.get_run(result.run_id)
+    assert [m.step for m in client.get_metric_history(result.run_id, "supernet_loss_largest")] == \
+        [4, 8, 12, 16]
+    assert [a.path for a in client.list_artifacts(result.run_id, "supernet")] == ["supernet/tiny.pt"]
+    assert parent.data.metrics["candidates"] == 7
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert len(children) == 7
+    on_front = [c for c in children if c.data.tags.get("paretonas.pareto_front") == "true"]
+    assert len(on_front) == len(front)
+    assert all(client.list_artifacts(c.info.run_id, "model") for c in on_front)
+
+    # A second search reuses the trained supernet; one for other space options is refused.
+    checkpoint = Path(config.output_dir, "supernet", "tiny.pt")
+    ws_config["supernet"]["checkpoint"] = str(checkpoint)
+    ws_config["space"]["options"]["kernel_sizes"] = [3]
+    with pytest.raises(CheckpointError, match=r"dimension stage1\.block1\.kernel_size allows \[3\]"):
+        run_search(parse_config(ws_config), tracker=MlflowTracker(uri=config.tracking.uri,
+                                                                  experiment="again"))
+
+    # The CLI trains (here: finds finished) the supernet of a config on its own.
+    ws_config["space"]["options"]["kernel_sizes"] = TINY_OPTIONS["kernel_sizes"]
+    path = tmp_path / "ws.yaml"
+    path.write_text(yaml.safe_dump(ws_config))
+    assert main(["supernet", "train", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "trained to step 16" in out and f"supernet.checkpoint={checkpoint}" in out
