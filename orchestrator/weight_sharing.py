@@ -230,10 +230,10 @@ def _measure(pool: PoolClient, request: MeasureRequest) -> dict[str, Any]:
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     for target, measurement in pool.measure_all(request).items():
+        for name, value in measurement.as_metrics().items():
+            metrics[target_metric(name, target)] = float(value)
         metrics[target_metric("latency_ms", target)] = measurement.median_ms
         metrics[target_metric("latency_p90_ms", target)] = measurement.p90_ms
-        metrics[target_metric("latency_std_ms", target)] = measurement.std_ms
-        metrics[target_metric("compile_s", target)] = measurement.compile_seconds
     metrics["time_measure_s"] = time.perf_counter() - start
     return metrics
 
@@ -395,7 +395,8 @@ def run_weight_sharing_search(
                     tracker.log_supernet(read_checkpoint(checkpoint, space)["history"], checkpoint)
             with HardwarePool([t.target() for t in config.targets],
                               timing=config.timing.settings(),
-                              measure_timeout_s=config.timing.measure_timeout_s) as pool:
+                              measure_timeout_s=config.timing.measure_timeout_s,
+                              **config.pool.options()) as pool:
                 source = SubnetSource(
                     space=config.space.name,
                     space_options_json=json.dumps(config.space.options, sort_keys=True),
