@@ -7,16 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
 from evaluators.errors import CheckpointError
 from orchestrator.cli import main
-from orchestrator.config import parse_config
+from orchestrator.config import load_config, parse_config
 from orchestrator.errors import ConfigError
 from orchestrator.tracking import MlflowTracker
 from orchestrator.tune_driver import run_search
-from tests.elastic_fixtures import TINY_OPTIONS
+from orchestrator.weight_sharing import elastic_space
+from search_spaces import InputSpec
+from tests.conftest import ROOT
+from tests.elastic_fixtures import TINY_OPTIONS, one_thread
+
+_one_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 @pytest.fixture
@@ -39,6 +45,15 @@ def test_weight_sharing_needs_an_elastic_space(ws_config: dict[str, Any]) -> Non
     ws_config["space"] = {"name": "conv-classifier"}
     with pytest.raises(ConfigError, match="mode: weight_sharing needs an elastic space"):
         parse_config(ws_config)
+
+
+@pytest.mark.parametrize("name", ["weight_sharing.yaml", "weight_sharing_gpu_cluster.yaml"])
+def test_shipped_configs_are_valid_and_their_subnets_run(name: str) -> None:
+    config = load_config(ROOT / "configs" / name)
+    assert config.mode == "weight_sharing" and config.supernet.checkpoint is None
+    space = elastic_space(config, InputSpec(shape=(1, 28, 28), num_classes=10))
+    with torch.no_grad():
+        assert space.build(space.smallest())(space.example_input(2)).shape == (2, 10)
 
 
 @pytest.mark.slow
