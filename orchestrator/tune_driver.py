@@ -89,7 +89,8 @@ def run_search(
     if config.mode == "weight_sharing":
         from orchestrator.weight_sharing import run_weight_sharing_search  # imports this module
 
-        return run_weight_sharing_search(config, tracker=tracker, on_progress=on_progress)
+        return run_weight_sharing_search(config, tracker=tracker, on_progress=on_progress,
+                                         resume=resume)
     started = time.perf_counter()
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = create_space(config.space.name, input_spec=dataset.input_spec,

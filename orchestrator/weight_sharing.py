@@ -53,7 +53,7 @@ from orchestrator.searchers.base import Searcher
 from orchestrator.tracking import Tracker
 from orchestrator.trial_events import trial_error
 from orchestrator.tune_adapter import SearcherAdapter
-from orchestrator.tune_driver import Progress, SearchResult
+from orchestrator.tune_driver import Progress, SearchResult, _tracking_checked
 from search_spaces import Architecture, InputSpec, create_space
 from search_spaces.elastic import ElasticSpace
 from search_spaces.errors import ParetonasError
@@ -61,8 +61,8 @@ from search_spaces.errors import ParetonasError
 #: Per-subnet stages; each one's time is reported as ``time_<stage>_s``.
 SUBNET_STAGES = ("extract", "calibrate", "evaluate", "export", "measure")
 SUBNET_METRICS = ("accuracy", "params", "onnx_mb")
-#: The progress display recomputes the front every this many subnets.
-PROGRESS_FRONT_EVERY = 50
+#: The front (progress display, tracker) is recomputed every this many subnets.
+FRONT_EVERY = 25
 _TUNE_ENVIRONMENT = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
                      "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "60"}
 
@@ -358,8 +358,13 @@ class SubnetRecorder(tune.Callback):
 
 def run_weight_sharing_search(
     config: SearchConfig, *, tracker: Tracker, on_progress: Callable[[Progress], None] | None = None,
+    resume: bool = False,
 ) -> SearchResult:
-    """Phase 1 (train the supernet unless a checkpoint is named), then phase 2 (subnets)."""
+    """Phase 1 (train the supernet unless a checkpoint is named), then phase 2 (subnets).
+
+    ``resume`` continues the tracker's record of the search; the supernet always resumes
+    from its checkpoint, the subnet phase starts again.
+    """
     started = time.perf_counter()
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
@@ -369,7 +374,7 @@ def run_weight_sharing_search(
     output_dir = Path(config.output_dir).resolve()
     records: list[TrialRecord] = []
     summary = summarise_front([], objectives)
-    run_id = tracker.start_search(config)
+    run_id = tracker.start_search(config, resume=resume)
     status = "FAILED"
 
     shown = [summary]
@@ -377,9 +382,10 @@ def run_weight_sharing_search(
     def on_record(record: TrialRecord) -> None:
         records.append(record)
         tracker.log_trial(record)
+        if len(records) % FRONT_EVERY == 0 or len(records) == config.budget.candidates:
+            shown[0] = summarise_front(records, objectives)  # not per subnet: it is O(n^2)
+            tracker.update_front(shown[0])
         if on_progress is not None:
-            if len(records) % PROGRESS_FRONT_EVERY == 0 or len(records) == config.budget.candidates:
-                shown[0] = summarise_front(records, objectives)  # not per subnet: it is O(n^2)
             on_progress(Progress(done=len(records), failed=sum(not r.ok for r in records),
                                  budget=config.budget.candidates, front_size=len(shown[0].front),
                                  hypervolume=shown[0].hypervolume, last=record))
@@ -388,7 +394,7 @@ def run_weight_sharing_search(
     if config.supernet.checkpoint:
         read_checkpoint(checkpoint, space)  # a mismatch fails here, before Ray starts
     try:
-        with environment(**_TUNE_ENVIRONMENT), ray_session(config):
+        with environment(**_TUNE_ENVIRONMENT), ray_session(config), _tracking_checked(config):
             if not config.supernet.checkpoint:
                 checkpoint = train_supernet_trial(config)
                 if isinstance(tracker, SupernetTracker):

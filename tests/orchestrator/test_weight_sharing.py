@@ -86,7 +86,8 @@ def test_a_weight_sharing_search_reaches_the_tracker(ws_config: dict[str, Any], 
     assert len(children) == 7
     on_front = [c for c in children if c.data.tags.get("paretonas.pareto_front") == "true"]
     assert len(on_front) == len(front)
-    assert all(client.list_artifacts(c.info.run_id, "model") for c in on_front)
+    assert sorted(a.path for a in client.list_artifacts(result.run_id, "front")) == \
+        sorted(f"front/{r.arch.key}.onnx" for r in front)
 
     # A second search reuses the trained supernet; one for other space options is refused.
     checkpoint = Path(config.output_dir, "supernet", "tiny.pt")
