@@ -62,6 +62,11 @@ class DeviceActor:
         return self.worker.measure(target, request, request_id=request_id, timing=timing)
 
     @ray.method(concurrency_group="measure")
+    def measure_targets(self, request_id: str, targets: Sequence[str], request: MeasureRequest
+                        ) -> dict[str, PoolMeasurement | ParetonasError]:
+        return self.worker.measure_targets(targets, request, request_id=request_id)
+
+    @ray.method(concurrency_group="measure")
     def measure_rounds(self, request_id: str, target: str, requests: Sequence[MeasureRequest],
                        timing: TimingSettings, rounds: int) -> list[PoolMeasurement]:
         """Time every request ``rounds`` times, round-robin; combine each one's rounds."""
@@ -164,14 +169,54 @@ class PoolClient:
         return {name: replicas[0].actor for name, replicas in self.replicas.items()}
 
     def measure_all(self, request: MeasureRequest) -> dict[str, PoolMeasurement]:
-        """Time ``request`` on every target; devices work in parallel, each one serially."""
+        """Time ``request`` on every target (cached ones from the cache). Devices work in
+        parallel; targets sharing a device are timed together in alternating rounds.
+        Raises the first target's error (in target order) if any failed."""
         names = list(self.replicas)
-        with ThreadPoolExecutor(len(names)) as executor:
-            futures = {name: executor.submit(self.measure, name, request) for name in names}
-            errors = [error for f in futures.values() if (error := f.exception()) is not None]
-        if errors:
-            raise errors[0]
-        return {name: future.result() for name, future in futures.items()}
+        results: dict[str, PoolMeasurement | BaseException] = dict(self._cached(names, request))
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for name in names:
+            if name not in results:
+                groups[tuple(r.device for r in self.replicas[name])].append(name)
+        if groups:
+            with ThreadPoolExecutor(len(groups)) as executor:
+                futures = [executor.submit(self._measure_group, group, request)
+                           for group in groups.values()]
+                for future, group in zip(futures, groups.values(), strict=True):
+                    error = future.exception()
+                    results.update(future.result() if error is None
+                                   else dict.fromkeys(group, error))
+        for name in names:
+            outcome = results[name]
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return {name: results[name] for name in names}  # type: ignore[misc]
+
+    def _cached(self, names: Sequence[str], request: MeasureRequest
+                ) -> dict[str, PoolMeasurement]:
+        if self.cache is None:
+            return {}
+        hits = ray.get([self.cache.get.remote([cache_key(request, r.signature)
+                                               for r in self.replicas[name]]) for name in names])
+        return {name: hit for name, hit in zip(names, hits, strict=True) if hit is not None}
+
+    def _measure_group(self, names: list[str], request: MeasureRequest
+                       ) -> dict[str, PoolMeasurement | BaseException]:
+        outcomes = self._with_retry(
+            names[0], request.candidate,
+            lambda replica, rid: replica.actor.measure_targets.remote(rid, names, request),
+        )
+        results: dict[str, PoolMeasurement | BaseException] = {}
+        for name in names:
+            outcome = outcomes[name]
+            if isinstance(outcome, ParetonasError):
+                results[name] = type(outcome)(f"target {name!r}: {outcome}")
+                continue
+            results[name] = outcome
+            if self.cache is not None:
+                replica = _replica_of(self.replicas[name], outcome)
+                self.cache.put.remote(cache_key(request, replica.signature), outcome)
+        return results
 
     def measure(self, target: str, request: MeasureRequest, *,
                 timing: TimingSettings | None = None) -> PoolMeasurement:

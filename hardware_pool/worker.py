@@ -16,7 +16,7 @@ from pathlib import Path
 
 from evaluators.accuracy import EvaluationSet
 from evaluators.backends.base import BackendOptions
-from evaluators.benchmark import Measurement, measure_onnx
+from evaluators.benchmark import MeasureJob, Measurement, measure_interleaved
 from evaluators.data import load_dataset
 from evaluators.quantize import with_calibration
 from evaluators.timing import TimingSettings
@@ -135,6 +135,23 @@ class DeviceWorker:
         and carries the drift in ``provenance.drift``.
         """
         measurement = self._measure_once(target_name, request, request_id, timing)
+        return self._check_drift(target_name, request, request_id, timing, measurement)
+
+    def measure_targets(
+        self, target_names: Sequence[str], request: MeasureRequest, *, request_id: str = "",
+        timing: TimingSettings | None = None,
+    ) -> dict[str, PoolMeasurement | ParetonasError]:
+        """Time ``request`` on several of this device's targets, compiled once each and
+        timed in alternating rounds (``measure_interleaved``); a target's failure is its
+        entry, the others still measured."""
+        results = self._measure_group(target_names, request, request_id, timing)
+        return {name: self._check_drift(name, request, request_id, timing, result)
+                if isinstance(result, PoolMeasurement) else result
+                for name, result in results.items()}
+
+    def _check_drift(self, target_name: str, request: MeasureRequest, request_id: str,
+                     timing: TimingSettings | None, measurement: PoolMeasurement
+                     ) -> PoolMeasurement:
         if not self.reference_every or timing is not None:
             return measurement
         count = self._measured[target_name] = self._measured.get(target_name, 0) + 1
@@ -163,20 +180,43 @@ class DeviceWorker:
         self, target_name: str, request: MeasureRequest, request_id: str,
         timing: TimingSettings | None,
     ) -> PoolMeasurement:
-        target = self.targets[target_name]
+        result = self._measure_group([target_name], request, request_id, timing)[target_name]
+        if isinstance(result, ParetonasError):
+            raise result
+        return result
+
+    def _measure_group(
+        self, target_names: Sequence[str], request: MeasureRequest, request_id: str,
+        timing: TimingSettings | None,
+    ) -> dict[str, PoolMeasurement | ParetonasError]:
+        targets = [self.targets[name] for name in target_names]
+        results: dict[str, PoolMeasurement | ParetonasError] = {}
         queued = time.monotonic()
-        with self._busy(request_id or request.candidate, target):
+        with self._busy(request_id or request.candidate, targets[0]):
             waited = time.monotonic() - queued
             started = time.time()
             with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
                 path = Path(tmp) / f"{_safe(request.candidate)}.onnx"
                 path.write_bytes(request.onnx_model)
-                options, evaluation = self._data_options(target, request)
-                measurement = measure_onnx(
-                    path, backend=target.backend, options=options,
-                    input_shape=(target.batch_size, *request.sample_shape),
-                    timing=timing or self.timing, evaluation=evaluation,
-                )
+                prepared = [(target, *self._data_options(target, request)) for target in targets]
+                # one evaluation set per call: targets that want one are timed apart
+                for wants in (False, True):
+                    group = [item for item in prepared if (item[2] is not None) == wants]
+                    if not group:
+                        continue
+                    outcomes = measure_interleaved(
+                        path, timing=timing or self.timing, evaluation=group[0][2],
+                        jobs=[MeasureJob(backend=target.backend, options=options,
+                                         input_shape=(target.batch_size, *request.sample_shape))
+                              for target, options, _ in group],
+                    )
+                    for (target, _, _), outcome in zip(group, outcomes, strict=True):
+                        results[target.name] = outcome if isinstance(outcome, ParetonasError) \
+                            else self._pooled(outcome, target, started, waited)
+        return {name: results[name] for name in target_names}
+
+    def _pooled(self, measurement: Measurement, target: Target, started: float,
+                waited: float) -> PoolMeasurement:
         return PoolMeasurement(**{
             **{name: getattr(measurement, name) for name in measurement.__dataclass_fields__},
             "provenance": self.provenance(target, started_s=started, waited_s=waited),

@@ -23,7 +23,7 @@ from hardware_pool.worker import MeasureRequest
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-TIMING = TimingSettings(warmup_runs=1, min_runs=5, min_seconds=0.0)
+TIMING = TimingSettings(warmup_runs=1, min_runs=5, min_seconds=0.0, max_seconds=0.0)
 ORT, OV = resource_name("onnxruntime", "cpu"), resource_name("openvino", "cpu")
 
 
