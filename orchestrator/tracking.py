@@ -118,6 +118,19 @@ class MlflowTracker:
                    drain_timeout_s=config.tracking.drain_timeout_s)
 
     @property
+    def experiment_id(self) -> str | None:
+        if self._writer is None or self.search_id is None:
+            return None
+        return self._writer.sink.experiments.get(self.search_id)
+
+    def ui_url(self, base: str = "http://127.0.0.1:5000") -> str | None:
+        """The experiment's runs in MLflow's model-training view (``base``: the UI's address)."""
+        if self.experiment_id is None:
+            return None
+        root = self.uri if is_remote(self.uri) else base
+        return f"{root.rstrip('/')}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
+
+    @property
     def plots_dir(self) -> Path | None:
         """Where ``finish_search`` wrote this search's plots and front CSV."""
         if self.journal is None or self.search_id is None:

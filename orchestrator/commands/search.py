@@ -94,6 +94,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         mlflow = "mlflow" if shutil.which("mlflow") == str(beside) or not beside.exists() else beside
         console.print(f"  open it with: {mlflow} ui --backend-store-uri {config.tracking.uri}",
                       soft_wrap=True)
+    if tracker.ui_url():
+        console.print(f"  its runs: {tracker.ui_url()}", soft_wrap=True)
     console.print(f"Ray Tune results: {result.output_dir}", soft_wrap=True)
     console.print(f"plots: {tracker.plots_dir}", soft_wrap=True)
     if tracker.unsynced:

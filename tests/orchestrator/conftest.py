@@ -55,7 +55,7 @@ class MlflowServer:
              "--artifacts-destination", str(self.root / "artifacts")],
             stdout=log, stderr=log,
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # seconds on a quiet machine; minutes on a loaded one
         while True:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:

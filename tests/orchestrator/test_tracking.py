@@ -196,3 +196,11 @@ def test_tracking_uri_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatc
     assert parse_config(TINY_CONFIG).tracking.uri == "http://tracking:5000"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert parse_config(TINY_CONFIG).tracking.uri == "sqlite:///mlflow.db"
+
+
+def test_sync_needs_the_search_output_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli import main
+
+    assert main(["sync", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no tracking journal in" in err and "output_dir" in err and "Traceback" not in err
