@@ -77,8 +77,10 @@ def _front_figure(records: Sequence[TrialRecord], front_ids: set[str], targets: 
             axis.scatter(*zip(*others, strict=True), s=22, color="#9aa0a6", label="candidate")
         if front:
             xs, ys = [p[0] for p in front], [p[1] for p in front]
-            axis.scatter(xs, ys, s=46, color="#d93025", zorder=3, label="Pareto front")
-            axis.plot(xs, ys, color="#d93025", alpha=0.35, zorder=2)
+            axis.scatter(xs, ys, s=46, color="#d93025", zorder=3, label="Pareto front (all objectives)")
+        staircase = _front_2d([(x, y) for x, y, _ in points])
+        axis.step([x for x, _ in staircase], [y for _, y in staircase], where="post",
+                  color="#d93025", alpha=0.35, zorder=2, label="accuracy/latency front here")
         mine = [(x, y) for x, y, r in points if r.trial_id == highlight]
         if mine:
             axis.scatter(*zip(*mine, strict=True), s=160, facecolors="none", edgecolors="#1a73e8",
@@ -144,6 +146,15 @@ def front_html(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.write_html(str(path), include_plotlyjs=True, full_html=True)
     return path
+
+
+def _front_2d(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both lower latency and higher accuracy, by latency."""
+    staircase: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not staircase or y > staircase[-1][1]:
+            staircase.append((x, y))
+    return staircase
 
 
 def _panels(records: Sequence[TrialRecord],
