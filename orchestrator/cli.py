@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.errors import SearchInterrupted
 from search_spaces.errors import ParetonasError
 
 
@@ -22,14 +23,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     try:
         return int(args.handler(args, console) or 0)
+    except SearchInterrupted as interrupted:
+        Console(stderr=True, soft_wrap=True).print(str(interrupted), highlight=False, markup=False)
+        return 130
     except ParetonasError as error:
         if args.debug:
             raise
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}",
-                                                      highlight=False)
+                                                   highlight=False)
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted; finished trials are in the tracking store")
+        Console(stderr=True).print("interrupted before the search started; nothing was trained")
         return 130
 
 

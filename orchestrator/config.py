@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evaluators.backends import BACKENDS
 from evaluators.data import DATASETS
@@ -19,8 +19,8 @@ from orchestrator.errors import ConfigError
 from orchestrator.objectives import Constraint, Objective, ObjectiveSet, known_metrics
 from orchestrator.searchers import SEARCHERS
 from search_spaces.elastic import ElasticSpace
-from search_spaces.errors import ParetonasError
-from search_spaces.loading import resolve_space_factory
+from search_spaces.errors import ParetonasError, UnknownNameError
+from search_spaces.loading import import_plugins, resolve_space_factory
 
 
 class Section(BaseModel):
@@ -48,6 +48,11 @@ class SpaceConfig(Section):
     def _resolvable(self) -> SpaceConfig:
         try:
             resolve_space_factory(self.name)
+        except UnknownNameError as error:
+            raise ValueError(
+                f"{error}; a space registered with @register_space in your module needs "
+                "that module listed under plugins: [module], or name it as module:Class"
+            ) from None
         except ParetonasError as error:
             raise ValueError(str(error)) from None
         return self
@@ -222,6 +227,10 @@ class SupernetConfig(Section):
 class SearchConfig(Section):
     name: str = Field("search", min_length=1)
     seed: int = 0
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="modules to import first (they register spaces, searchers, backends)",
+    )
     space: SpaceConfig
     dataset: DatasetConfig = DatasetConfig()
     training: TrainingConfig = TrainingConfig()
@@ -237,6 +246,16 @@ class SearchConfig(Section):
     output_dir: str = "paretonas-results"
     mode: Literal["from_scratch", "weight_sharing"] = "from_scratch"
     supernet: SupernetConfig = SupernetConfig()
+
+    @field_validator("plugins")
+    @classmethod
+    def _import_plugins(cls, plugins: list[str]) -> list[str]:
+        """Imported before ``space`` is validated, so their registered names resolve."""
+        try:
+            import_plugins(plugins)
+        except ParetonasError as error:
+            raise ValueError(str(error)) from None
+        return plugins
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SearchConfig:
@@ -278,21 +297,23 @@ def parse_config(data: Any, *, source: str = "<config>") -> SearchConfig:
         for item in error.errors():
             path = ".".join(str(part) for part in item["loc"]) or "(top level)"
             message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"  {path}: {message}")
-        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
+            problems.append(f"{path}: {message}")
+        if len(problems) == 1:
+            raise ConfigError(f"{source}: invalid configuration: {problems[0]}") from None
+        raise ConfigError(f"{source}: invalid configuration ({len(problems)} problems)\n  "
+                          + "\n  ".join(problems)) from None
 
 
 def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> SearchConfig:
     """Read and validate a YAML config; ``overrides`` maps dotted paths to values."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open() as stream:  # a named stream: YAML errors then name the file
+            data = yaml.safe_load(stream)
     except OSError as error:
-        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        raise ConfigError(f"cannot read config {path}: {error.strerror}; check the path") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value, source=str(path))
     return parse_config(data, source=str(path))
@@ -309,13 +330,39 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {error}") from None
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """One line: where (line, column) and what, as PyYAML knows them."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "") + "; fix the YAML syntax there"
+
+
 def _set_dotted(data: Any, dotted: str, value: Any, *, source: str) -> None:
+    """Set ``a.b.0.c`` in nested mappings and lists (a number indexes a list)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
     *parents, leaf = dotted.split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted}: {part} is not a mapping")
-    node[leaf] = value
+    node: Any = data
+    walked: list[str] = []
+    for part in [*parents, leaf]:
+        is_leaf = len(walked) == len(parents)
+        where = ".".join(walked) or "(top level)"
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                raise ConfigError(f"override {dotted}: {where} is a list of {len(node)}; "
+                                  f"use an index 0..{len(node) - 1} instead of {part!r}")
+            if is_leaf:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if is_leaf:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"override {dotted}: {where} is a {type(node).__name__}, "
+                              "not a mapping or list; override it as a whole")
+        walked.append(part)

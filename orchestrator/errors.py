@@ -23,3 +23,18 @@ class TrackingError(ParetonasError):
 
 class SelectionError(ParetonasError, ValueError):
     """A model could not be selected from a search's front (bad condition, nothing matches)."""
+
+
+class SearchInterrupted(SearchError):
+    """The user stopped the search (Ctrl-C); finished candidates are kept and it can resume."""
+
+    def __init__(self, *, done: int, budget: int, experiment_path: str, run_id: str | None) -> None:
+        self.done = done
+        self.budget = budget
+        self.experiment_path = experiment_path
+        self.run_id = run_id
+        super().__init__(
+            f"search interrupted: {done} of {budget} candidates finished and are kept"
+            + (f" in MLflow run {run_id}" if run_id else "")
+            + f"; resume with: paretonas resume {experiment_path}"
+        )

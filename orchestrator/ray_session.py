@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import ray
 
 from orchestrator.config import SearchConfig
+from search_spaces.loading import import_plugins
 
 
 @contextmanager
@@ -24,6 +27,7 @@ def ray_session(config: SearchConfig) -> Iterator[None]:
         num_cpus=config.ray.num_cpus if embedded else None,
         # this node's targets as custom resources (a cluster's nodes declare their own)
         resources=node_resources() if embedded else None,
+        runtime_env=worker_runtime_env(config),
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
@@ -53,3 +57,19 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def worker_runtime_env(config: SearchConfig) -> dict[str, Any]:
+    """What every Ray worker of the search needs to import the user's code.
+
+    The driver's current directory goes on the workers' ``PYTHONPATH`` (a
+    ``module:Class`` space beside the config imports there too), and each worker
+    imports the config's ``plugins`` when it starts (they register spaces, searchers
+    and backends). On a remote cluster the folder must exist on every node, or the
+    code must be installed there (see the README's cluster notes).
+    """
+    paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env: dict[str, Any] = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
+    if config.plugins:
+        env["worker_process_setup_hook"] = functools.partial(import_plugins, tuple(config.plugins))
+    return env

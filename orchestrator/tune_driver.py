@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 from ray import tune
 
-from evaluators.data import load_dataset
 from hardware_pool.pool import HardwarePool
 from orchestrator.candidate import (
     CandidateJob,
@@ -24,11 +24,11 @@ from orchestrator.candidate import (
     pin_away_from,
 )
 from orchestrator.config import SearchConfig
-from orchestrator.errors import SearchError
+from orchestrator.errors import SearchError, SearchInterrupted
 from orchestrator.front import FrontSummary, summarise_front
+from orchestrator.preflight import Preflight, preflight
 from orchestrator.ray_session import environment, ray_session
 from orchestrator.records import TrialRecord
-from orchestrator.searchers import create_searcher
 from orchestrator.tracking import Tracker, check_cluster_tracking
 from orchestrator.trial_events import RecordingCallback
 from orchestrator.tune_adapter import SearcherAdapter
@@ -84,25 +84,29 @@ def run_search(
     tracker: Tracker,
     on_progress: Callable[[Progress], None] | None = None,
     resume: bool = False,
+    checked: Preflight | None = None,
 ) -> SearchResult:
-    """Run the whole search described by ``config``; every finished trial reaches ``tracker``."""
+    """Run the whole search described by ``config``; every finished trial reaches ``tracker``.
+
+    ``checked`` is the result of ``preflight(config)`` if the caller already ran it.
+    """
     if config.mode == "weight_sharing":
         from orchestrator.weight_sharing import run_weight_sharing_search  # imports this module
 
         return run_weight_sharing_search(config, tracker=tracker, on_progress=on_progress,
                                          resume=resume)
     started = time.perf_counter()
-    dataset = load_dataset(config.dataset.name, seed=config.seed)
-    space = create_space(config.space.name, input_spec=dataset.input_spec,
-                         options=config.space.options)
-    space.validate(space.sample(np.random.default_rng(config.seed)))
+    checked = checked or preflight(config, tracking=False)
+    dataset, space, searcher = checked.dataset, checked.space, checked.searcher
     objectives = config.objective_set()
-    searcher = create_searcher(config.searcher.name, space=space, seed=config.seed,
-                               options=config.searcher.options)
     output_dir = Path(config.output_dir).resolve()
+    experiment_name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     records: list[TrialRecord] = []
+    interrupted = threading.Event()
 
     def on_record(record: TrialRecord) -> None:
+        if interrupted.is_set() and record.ok and not record.metrics:
+            return  # stopped by Ctrl-C before it reported: not a finished candidate
         records.append(record)
         tracker.log_trial(record)
         summary = summarise_front(records, objectives)
@@ -118,6 +122,7 @@ def run_search(
     status = "FAILED"
     try:
         with environment(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_AIR_NEW_OUTPUT="0",
+                          TUNE_DISABLE_SIGINT_HANDLER="1",
                           TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="60"), \
                 ray_session(config), \
                 _tracking_checked(config), \
@@ -143,19 +148,27 @@ def run_search(
                     reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
-                    name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                    name=experiment_name,
                     storage_path=str(output_dir),
                     callbacks=[RecordingCallback(space.name, on_record)],
+                    stop=_StopOnEvent(interrupted),
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                     verbose=0,
                 ),
             )
-            tuner.fit()
+            with _sigint_sets(interrupted):
+                tuner.fit()
         summary = summarise_front(records, objectives)
         tracker.finish_search(records, summary)
-        status = "FINISHED" if summary.front else "FAILED"
+        status = "KILLED" if interrupted.is_set() else "FINISHED" if summary.front else "FAILED"
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep what is logged
+        status = "KILLED"
+        interrupted.set()
     finally:
         tracker.end_search(status)
+    if interrupted.is_set():
+        raise SearchInterrupted(done=len(records), budget=config.budget.candidates,
+                                experiment_path=str(output_dir / experiment_name), run_id=run_id)
     if not summary.front:
         causes = sorted({r.error for r in records if r.error})
         raise SearchError(
@@ -164,3 +177,38 @@ def run_search(
     return SearchResult(records=tuple(records), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
                         output_dir=output_dir)
+
+
+class _StopOnEvent(tune.Stopper):
+    """Stops the whole experiment once ``event`` is set (by Ctrl-C); trials run on otherwise."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config; the event is the driver's and stays behind."""
+        return {"event": None}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.event is not None and self.event.is_set()
+
+
+@contextmanager
+def _sigint_sets(event: threading.Event) -> Iterator[None]:
+    """First Ctrl-C: set ``event`` (Tune stops, finished trials are kept); second: abort."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

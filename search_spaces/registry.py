@@ -16,13 +16,16 @@ class Registry(Generic[T]):
 
     Unknown names fail with the list of known ones; registering a taken name fails
     instead of silently replacing it. Third-party plugins may be published under the
-    entry-point group ``entry_point_group`` and are loaded on first lookup.
+    entry-point group ``entry_point_group`` and are loaded on first lookup; one that
+    fails to load is recorded as unavailable with its reason (see ``unavailable``) and
+    fails only when it is asked for by name.
     """
 
     def __init__(self, kind: str, *, entry_point_group: str | None = None) -> None:
         self.kind = kind
         self._entry_point_group = entry_point_group
         self._entries: dict[str, T] = {}
+        self._broken: dict[str, str] = {}  # entry-point name -> why it failed to load
         self._entry_points_loaded = entry_point_group is None
 
     def register(self, name: str, value: T) -> T:
@@ -42,12 +45,21 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
+            if name in self._broken:
+                raise UnknownNameError(
+                    f"{self.kind} {name!r} is unavailable: {self._broken[name]}"
+                ) from None
             known = ", ".join(sorted(self._entries)) or "(none)"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def names(self) -> list[str]:
         self._load_entry_points()
         return sorted(self._entries)
+
+    def unavailable(self) -> dict[str, str]:
+        """Plugins published under the entry-point group that failed to load, with why."""
+        self._load_entry_points()
+        return dict(self._broken)
 
     def __contains__(self, name: object) -> bool:
         self._load_entry_points()
@@ -61,5 +73,13 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         for entry in entry_points(group=self._entry_point_group or ""):
-            if entry.name not in self._entries:
+            if entry.name in self._entries:
+                continue
+            try:
                 self.register(entry.name, entry.load())
+            except Exception as error:  # a broken third-party package must not break the rest
+                dist = getattr(entry.dist, "name", None) or "its package"
+                self._broken[entry.name] = (
+                    f"entry point {entry.value!r} (group {self._entry_point_group}) failed to load: "
+                    f"{type(error).__name__}: {error}; fix or uninstall {dist}"
+                )

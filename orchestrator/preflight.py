@@ -1,0 +1,244 @@
+"""Pre-flight: everything that can be checked before anything trains, in one place.
+
+``paretonas validate`` and ``paretonas run`` both call ``preflight``, so they reach the
+same verdict: a config that validates does not fail at start-up for a reason that
+could have been seen here. Each failure is a ``PreflightError`` whose one-line
+message names the cause and the fix. No Ray, no MLflow import: it takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from evaluators.backends import BACKENDS, BackendOptions
+from evaluators.data import Dataset, load_dataset
+from hardware_pool.target import Target, group_by_device, resolve_cores
+from orchestrator.config import SearchConfig
+from orchestrator.errors import ConfigError
+from orchestrator.searchers import Searcher, create_searcher
+from search_spaces import SearchSpace, create_space
+from search_spaces.errors import ParetonasError
+
+#: How long to wait for a tracking server to answer before refusing to start.
+TRACKING_TIMEOUT_S = 5.0
+#: Where the Linux NVIDIA driver lists the GPUs it drives.
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+
+T = TypeVar("T")
+
+
+class PreflightError(ConfigError):
+    """A config that is well-formed but cannot run here; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the checks built (the search reuses them) and what they warn about."""
+
+    dataset: Dataset
+    space: SearchSpace
+    searcher: Searcher
+    warnings: tuple[str, ...]
+
+
+def preflight(config: SearchConfig, *, tracking: bool = True) -> Preflight:
+    """Check ``config`` against this machine; raise ``PreflightError`` on the first problem.
+
+    ``tracking=False`` skips the tracking-store check (for callers that bring their own).
+    """
+    check_ray_client(config)
+    check_output_dir(config.output_dir)
+    if tracking:
+        check_tracking_uri(config.tracking.uri)
+    check_targets(config)
+    check_cpus(config)
+    dataset = _step("dataset", lambda: load_dataset(config.dataset.name, seed=config.seed))
+    space = _step("space", lambda: create_space(config.space.name, input_spec=dataset.input_spec,
+                                                options=config.space.options))
+    warnings = check_space(space, config)
+    searcher = _step("searcher.options", lambda: create_searcher(
+        config.searcher.name, space=space, seed=config.seed, options=config.searcher.options))
+    population = getattr(searcher, "population_size", None)
+    if isinstance(population, int) and config.budget.candidates < population:
+        warnings.append(
+            f"budget.candidates ({config.budget.candidates}) is smaller than the "
+            f"{config.searcher.name} population ({population}): the search never gets past "
+            "random initial candidates; raise budget.candidates or lower "
+            "searcher.options.population_size"
+        )
+    return Preflight(dataset=dataset, space=space, searcher=searcher, warnings=tuple(warnings))
+
+
+def _step(where: str, make: Callable[[], T]) -> T:
+    try:
+        return make()
+    except PreflightError:
+        raise
+    except ParetonasError as error:
+        raise PreflightError(f"{where}: {error}") from error
+
+
+def check_space(space: SearchSpace, config: SearchConfig) -> list[str]:
+    """The space has choices and its sampled architecture builds and runs; returns warnings."""
+    choices = list(space.choices())
+    if not choices:
+        raise PreflightError(
+            f"space: {config.space.name} has no choices, so every candidate would be the same "
+            "network; return at least one Choice from choices()"
+        )
+    arch = space.sample(np.random.default_rng(config.seed))
+    try:
+        space.validate(arch)
+    except ParetonasError as error:
+        spec = space.input_spec
+        raise PreflightError(
+            f"space: {error}; fix build() so that every architecture takes input "
+            f"(batch, {', '.join(map(str, spec.shape))}) and returns (batch, {spec.num_classes}) "
+            "(read both from self.input_spec)"
+        ) from error
+    warnings = []
+    size = space.size()
+    if size < config.budget.candidates:
+        warnings.append(
+            f"space {config.space.name} has only {size} distinct architecture(s) but "
+            f"budget.candidates is {config.budget.candidates}: some will be evaluated again; "
+            f"lower budget.candidates to {size} or widen the space"
+        )
+    return warnings
+
+
+def check_ray_client(config: SearchConfig) -> None:
+    """``ray://`` needs Ray Client (``ray[client]``)."""
+    address = config.ray.address
+    if address and address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (what ray[client] adds)
+        except ImportError:
+            raise PreflightError(
+                f"ray.address {address} needs Ray Client, which is not installed: "
+                "pip install 'ray[client]==2.60.0' (the cluster's Ray version), or run on a "
+                "cluster node with ray.address: auto"
+            ) from None
+
+
+def check_cpus(config: SearchConfig) -> None:
+    """The embedded Ray must have the CPUs the measuring actors and one trial ask for."""
+    if config.ray.address is None:
+        cpus = config.ray.num_cpus or os.cpu_count() or 1
+        pool = sum(_device_cpus(members) for members in group_by_device(
+            [t.target() for t in config.targets]).values()
+            if not members[0].device.startswith("cuda"))
+        needed = pool + config.budget.trial_cpus
+        if needed > cpus:
+            raise PreflightError(
+                f"the search needs {needed:g} CPUs ({pool} for the measuring actors, "
+                f"{config.budget.trial_cpus:g} per trial) but Ray has {cpus}; lower "
+                "budget.trial_cpus or the targets' threads/cores, or raise ray.num_cpus"
+            )
+
+
+def _device_cpus(members: list[Target]) -> int:
+    cores = {core for target in members for core in target.cores or ()}
+    return len(cores) or max(target.num_cpus for target in members)
+
+
+def check_output_dir(output_dir: str) -> None:
+    """``output_dir`` (or the folder it will be created in) must be a writable folder."""
+    if "://" not in output_dir:  # remote storage (s3://, gs://): Tune checks it itself
+        _check_writable_folder(f"output_dir {output_dir}", Path(output_dir))
+
+
+def _check_writable_folder(label: str, path: Path) -> None:
+    existing = path.expanduser().resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PreflightError(f"{label}: {existing} is a file, not a folder; name a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PreflightError(f"{label}: {existing} is not writable; "
+                             "name a folder you can write to")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """A sqlite file or local store must be writable; a server must answer within seconds."""
+    if uri.startswith("sqlite:///"):
+        _check_writable_file(uri, Path(uri.removeprefix("sqlite:///")))
+    elif uri.startswith(("http://", "https://")):
+        health = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(health, timeout=TRACKING_TIMEOUT_S) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            if error.code >= 500:
+                raise PreflightError(
+                    f"tracking.uri {uri}: the server answered {error.code} {error.reason}; "
+                    "check the MLflow server's log"
+                ) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise PreflightError(
+                f"tracking.uri {uri}: no MLflow server answered within {TRACKING_TIMEOUT_S:g} s "
+                f"({reason}); start one (mlflow server --host 0.0.0.0 --port PORT) or fix "
+                "tracking.uri"
+            ) from None
+    elif "://" not in uri or uri.startswith("file://"):  # a local MLflow file store
+        _check_writable_folder(f"tracking.uri {uri}", Path(uri.removeprefix("file://")))
+
+
+def _check_writable_file(uri: str, path: Path) -> None:
+    path = path.expanduser()
+    if path.is_dir():
+        raise PreflightError(f"tracking.uri {uri}: {path} is a folder; name a .db file")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PreflightError(f"tracking.uri {uri}: {path} is not writable; "
+                                 "fix its permissions or point tracking.uri elsewhere")
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise PreflightError(f"tracking.uri {uri}: folder {folder} does not exist; "
+                             "create it or point tracking.uri elsewhere")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PreflightError(f"tracking.uri {uri}: folder {folder} is not writable; "
+                             "point tracking.uri at a folder you can write to")
+
+
+def check_targets(config: SearchConfig) -> None:
+    """Each target's backend can run its device and precision here; its cores exist.
+
+    Node-local facts (installed runtimes, cores, GPUs) are checked only when Ray runs
+    in-process (``ray.address: null``): on a cluster the measuring actors run elsewhere.
+    """
+    if config.ray.address is not None:
+        return
+    for index, target in enumerate(config.targets):
+        where = f"targets.{index} ({target.name})"
+        reason = BACKENDS.get(target.backend).availability(BackendOptions(
+            device=target.device, precision=target.precision, threads=target.threads))
+        if reason is not None:
+            raise PreflightError(
+                f"{where}: {reason}; change its backend/device/precision "
+                "(`paretonas list` shows what runs here)"
+            )
+        if target.device.startswith("cuda") and not _gpu_count():
+            raise PreflightError(
+                f"{where}: device {target.device} but this machine has no NVIDIA GPU; "
+                "use device: cpu here, or run on a GPU node"
+            )
+        if target.cores:
+            try:
+                resolve_cores(tuple(target.cores))
+            except ParetonasError as error:
+                raise PreflightError(f"{where}: {error}; fix its cores") from None
+
+
+def _gpu_count() -> int:
+    return len(list(NVIDIA_GPUS.iterdir())) if NVIDIA_GPUS.is_dir() else 0
