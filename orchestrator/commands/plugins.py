@@ -36,5 +36,9 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         reason = BACKENDS.get(name).availability(BackendOptions(device=device))
         table.add_row("backend", name, f"available on {device}" if reason is None
                       else escape(reason))
+    for kind, registry in (("space", SPACES), ("searcher", SEARCHERS), ("dataset", DATASETS),
+                           ("backend", BACKENDS)):
+        for name, reason in registry.unavailable().items():  # broken third-party plugins
+            table.add_row(kind, name, f"[red]unavailable[/]: {escape(reason)}")
     console.print(table)
     return 0
