@@ -67,8 +67,13 @@ def trial_error(trial: Any) -> str:
     synced later).
     """
     pickled = trial.pickled_error_file
+    error = None
     if pickled and Path(pickled).is_file():
-        error = cloudpickle.loads(Path(pickled).read_bytes())
+        try:
+            error = cloudpickle.loads(Path(pickled).read_bytes())
+        except Exception:  # its class may not import here (user code): use the text below
+            error = None
+    if error is not None:
         cause = getattr(error, "cause", None) or error
         lines = str(cause).strip().splitlines()
         return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
