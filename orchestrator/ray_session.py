@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 import ray
 
 from orchestrator.config import SearchConfig
-from search_spaces.loading import import_plugins
+from search_spaces.loading import PLUGINS_ENV
 
 
 @contextmanager
@@ -69,7 +68,8 @@ def worker_runtime_env(config: SearchConfig) -> dict[str, Any]:
     code must be installed there (see the README's cluster notes).
     """
     paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env: dict[str, Any] = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
-    if config.plugins:
-        env["worker_process_setup_hook"] = functools.partial(import_plugins, tuple(config.plugins))
-    return env
+    env_vars = {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    if not config.plugins:
+        return {"env_vars": env_vars}
+    return {"env_vars": {**env_vars, PLUGINS_ENV: ",".join(config.plugins)},
+            "worker_process_setup_hook": "search_spaces.loading.import_plugins_from_env"}

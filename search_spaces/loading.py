@@ -61,10 +61,19 @@ def import_user_module(module_name: str, *, what: str = "module") -> ModuleType:
         ) from error
 
 
+#: The plugin modules a search's Ray workers import when they start (comma-separated).
+PLUGINS_ENV = "PARETONAS_PLUGINS"
+
+
 def import_plugins(modules: Iterable[str]) -> None:
     """Import each plugin module (they register spaces, searchers, backends on import)."""
     for module_name in modules:
         import_user_module(module_name, what="plugin module")
+
+
+def import_plugins_from_env() -> None:
+    """Ray's worker setup hook: import the plugins the driver listed in ``PARETONAS_PLUGINS``."""
+    import_plugins(filter(None, os.environ.get(PLUGINS_ENV, "").split(",")))
 
 
 def resolve_space_factory(spec: str) -> SpaceFactory:

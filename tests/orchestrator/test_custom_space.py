@@ -104,14 +104,14 @@ def test_space_module_in_the_current_directory(tmp_path: Path) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / f"{MODULE}.py").write_text(textwrap.dedent(SPACE_FILE))
-    seed = _seed_with_a_failing_candidate(folder, 4)
+    seed = _seed_with_a_failing_candidate(folder, 3)
 
     (folder / "by_class.yaml").write_text(yaml.safe_dump(_config(
-        tmp_path, space={"name": f"{MODULE}:TinyMLP"}, seed=seed, candidates=4)))
+        tmp_path, space={"name": f"{MODULE}:TinyMLP"}, seed=seed, candidates=3)))
     result = _paretonas(folder, "run", "by_class.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "[1/4]" in out and "[4/4]" in out  # one line per candidate without a terminal
+    assert "[1/3]" in out and "[3/3]" in out  # one line per candidate without a terminal
     assert "failed in build: ValueError: width 99 is not supported" in out
     assert "Pareto front" in out and "layers=" in out and "width=" in out  # choices shown
 
@@ -134,6 +134,6 @@ def test_space_module_in_the_current_directory(tmp_path: Path) -> None:
     experiment = client.get_experiment_by_name("custom")
     runs = client.search_runs([experiment.experiment_id], "tags.`paretonas.kind` = 'candidate'")
     errors = [run.data.tags.get("paretonas.error", "") for run in runs]
-    assert len(runs) == 6
+    assert len(runs) == 5
     assert sum("width 99 is not supported" in error for error in errors) >= 1
-    assert sum(run.info.status == "FINISHED" for run in runs) >= 4
+    assert sum(run.info.status == "FINISHED" for run in runs) >= 3
