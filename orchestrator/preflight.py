@@ -18,9 +18,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from evaluators.backends import BACKENDS, BackendOptions
 from evaluators.data import Dataset, load_dataset
-from hardware_pool.target import Target, group_by_device, resolve_cores
+from hardware_pool.checks import target_problems
+from hardware_pool.target import Target, group_by_device, resolve_cores, usable_cores
 from orchestrator.config import SearchConfig
 from orchestrator.errors import ConfigError
 from orchestrator.searchers import Searcher, create_searcher
@@ -29,8 +29,6 @@ from search_spaces.errors import ParetonasError
 
 #: How long to wait for a tracking server to answer before refusing to start.
 TRACKING_TIMEOUT_S = 5.0
-#: Where the Linux NVIDIA driver lists the GPUs it drives.
-NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 T = TypeVar("T")
 
@@ -130,24 +128,33 @@ def check_ray_client(config: SearchConfig) -> None:
 
 
 def check_cpus(config: SearchConfig) -> None:
-    """The embedded Ray must have the CPUs the measuring actors and one trial ask for."""
-    if config.ray.address is None:
-        cpus = config.ray.num_cpus or os.cpu_count() or 1
-        pool = sum(_device_cpus(members) for members in group_by_device(
-            [t.target() for t in config.targets]).values()
-            if not members[0].device.startswith("cuda"))
-        needed = pool + config.budget.trial_cpus
-        if needed > cpus:
-            raise PreflightError(
-                f"the search needs {needed:g} CPUs ({pool} for the measuring actors, "
-                f"{config.budget.trial_cpus:g} per trial) but Ray has {cpus}; lower "
-                "budget.trial_cpus or the targets' threads/cores, or raise ray.num_cpus"
-            )
+    """The embedded Ray must have the CPUs the measuring actors and one trial ask for.
+
+    Run after ``check_targets`` (the cores resolve); devices are grouped as the pool
+    groups them, so ``[-1]`` and the last core by number count once.
+    """
+    if config.ray.address is not None:
+        return
+    cpus = config.ray.num_cpus or os.cpu_count() or 1
+    available = usable_cores()
+    targets = [t.target() for t in config.targets]
+    cores = {t.name: resolve_cores(t.cores, available=available) if t.cores else None
+             for t in targets}
+    pool = sum(_device_cpus(members, cores)
+               for members in group_by_device(targets, cores=cores).values()
+               if members[0].device_kind == "cpu")
+    needed = pool + config.budget.trial_cpus
+    if needed > cpus:
+        raise PreflightError(
+            f"the search needs {needed:g} CPUs ({pool} for the measuring actors, "
+            f"{config.budget.trial_cpus:g} per trial) but Ray has {cpus}; lower "
+            "budget.trial_cpus or the targets' threads/cores, or raise ray.num_cpus"
+        )
 
 
-def _device_cpus(members: list[Target]) -> int:
-    cores = {core for target in members for core in target.cores or ()}
-    return len(cores) or max(target.num_cpus for target in members)
+def _device_cpus(members: list[Target], cores: dict[str, tuple[int, ...] | None]) -> int:
+    pinned = {core for target in members for core in cores[target.name] or ()}
+    return len(pinned) or max(target.num_cpus for target in members)
 
 
 def check_output_dir(output_dir: str) -> None:
@@ -214,31 +221,17 @@ def _check_writable_file(uri: str, path: Path) -> None:
 def check_targets(config: SearchConfig) -> None:
     """Each target's backend can run its device and precision here; its cores exist.
 
-    Node-local facts (installed runtimes, cores, GPUs) are checked only when Ray runs
-    in-process (``ray.address: null``): on a cluster the measuring actors run elsewhere.
+    The hardware pool's own ``target_problems`` decides (one source of truth); the
+    pool checks again on the node each actor lands on. Node-local facts are checked
+    here only when Ray runs in-process (``ray.address: null``): on a cluster the
+    measuring actors run elsewhere.
     """
     if config.ray.address is not None:
         return
+    available = usable_cores()
     for index, target in enumerate(config.targets):
-        where = f"targets.{index} ({target.name})"
-        reason = BACKENDS.get(target.backend).availability(BackendOptions(
-            device=target.device, precision=target.precision, threads=target.threads))
-        if reason is not None:
-            raise PreflightError(
-                f"{where}: {reason}; change its backend/device/precision "
-                "(`paretonas list` shows what runs here)"
-            )
-        if target.device.startswith("cuda") and not _gpu_count():
-            raise PreflightError(
-                f"{where}: device {target.device} but this machine has no NVIDIA GPU; "
-                "use device: cpu here, or run on a GPU node"
-            )
-        if target.cores:
-            try:
-                resolve_cores(tuple(target.cores))
-            except ParetonasError as error:
-                raise PreflightError(f"{where}: {error}; fix its cores") from None
-
-
-def _gpu_count() -> int:
-    return len(list(NVIDIA_GPUS.iterdir())) if NVIDIA_GPUS.is_dir() else 0
+        problems = target_problems(target.target(), available=available)
+        if problems:
+            fix = ("fix its cores" if problems[0].startswith("cores ") else
+                   "change its backend/device/precision (`paretonas list` shows what runs here)")
+            raise PreflightError(f"targets.{index} ({target.name}): {problems[0]}; {fix}")

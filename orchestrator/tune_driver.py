@@ -129,7 +129,7 @@ def run_search(
                 HardwarePool([t.target() for t in config.targets],
                              timing=config.timing.settings(),
                              measure_timeout_s=config.timing.measure_timeout_s,
-                             **config.pool.options()) as pool:
+                             plugins=config.plugins, **config.pool.options()) as pool:
             job = CandidateJob(
                 space=config.space.name, space_options=dict(config.space.options),
                 input_spec=dataset.input_spec, dataset=config.dataset.name,

@@ -206,7 +206,7 @@ CASES = [
     Case("unknown-dataset", _set("dataset.name", "imagenet"),
          ("unknown dataset 'imagenet'", "known: digits")),
     Case("unknown-space", _space("resnet"), ("unknown search space 'resnet'",
-                                             "known: conv-classifier, mlp")),
+                                             "known: conv-classifier,", "plugins: [module]")),
     # --- custom spaces and plugins
     Case("space-module-missing", _space("no_such_spaces:Space"),
          ("cannot import search space module 'no_such_spaces'",
