@@ -9,8 +9,6 @@ message names the cause and the fix. No Ray, no MLflow import: it takes seconds.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from hardware_pool.checks import target_problems
 from hardware_pool.target import Target, group_by_device, resolve_cores, usable_cores
 from orchestrator.config import SearchConfig
 from orchestrator.errors import ConfigError
+from orchestrator.mlflow_sink import server_reachable
 from orchestrator.searchers import Searcher, create_searcher
 from search_spaces import SearchSpace, create_space
 from search_spaces.errors import ParetonasError
@@ -179,23 +178,13 @@ def check_tracking_uri(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         _check_writable_file(uri, Path(uri.removeprefix("sqlite:///")))
     elif uri.startswith(("http://", "https://")):
-        health = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(health, timeout=TRACKING_TIMEOUT_S) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            if error.code >= 500:
-                raise PreflightError(
-                    f"tracking.uri {uri}: the server answered {error.code} {error.reason}; "
-                    "check the MLflow server's log"
-                ) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
+        reason = server_reachable(uri, timeout_s=TRACKING_TIMEOUT_S)  # the tracker's own check
+        if reason is not None:
             raise PreflightError(
                 f"tracking.uri {uri}: no MLflow server answered within {TRACKING_TIMEOUT_S:g} s "
                 f"({reason}); start one (mlflow server --host 0.0.0.0 --port PORT) or fix "
                 "tracking.uri"
-            ) from None
+            )
     elif "://" not in uri or uri.startswith("file://"):  # a local MLflow file store
         _check_writable_folder(f"tracking.uri {uri}", Path(uri.removeprefix("file://")))
 

@@ -22,7 +22,7 @@ def ray_session(config: SearchConfig) -> Iterator[None]:
         return
     embedded = config.ray.address is None
     ray.init(
-        address=config.ray.address,
+        address=config.ray.address or "local",  # null: a new in-process Ray, never a stray one
         num_cpus=config.ray.num_cpus if embedded else None,
         # this node's targets as custom resources (a cluster's nodes declare their own)
         resources=node_resources() if embedded else None,
@@ -67,8 +67,8 @@ def worker_runtime_env(config: SearchConfig) -> dict[str, Any]:
     and backends). On a remote cluster the folder must exist on every node, or the
     code must be installed there (see the README's cluster notes).
     """
-    paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env_vars = {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    # ${PYTHONPATH}: Ray appends the node's own value, so a cluster's paths are kept
+    env_vars = {"PYTHONPATH": f"{os.getcwd()}{os.pathsep}${{PYTHONPATH}}"}
     if not config.plugins:
         return {"env_vars": env_vars}
     return {"env_vars": {**env_vars, PLUGINS_ENV: ",".join(config.plugins)},
