@@ -44,7 +44,7 @@ def ray_local() -> Iterator[None]:
     """A real in-process Ray with 2 CPUs for the module's tests."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         yield
     finally:
