@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from orchestrator.objectives import target_metric
 from orchestrator.records import TrialRecord
 
@@ -33,35 +35,52 @@ def front_png(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
     return path
 
 
-def run_html(path: Path, records: Sequence[TrialRecord], front_ids: set[str],
-             targets: Sequence[str], *, highlight: TrialRecord) -> Path:
-    """A front run's page: where it sits among all candidates (inline SVG) and its metrics.
+def run_pages(directory: Path, records: Sequence[TrialRecord], front_ids: set[str],
+              targets: Sequence[str], members: Sequence[TrialRecord]) -> dict[str, Path]:
+    """One page per front member, ``directory/<trial id>/front.html``: where it sits among
+    all candidates (inline SVG) and its metrics.
 
     Small (no JavaScript), so every front run can carry one; the interactive page of
-    all candidates is the search run's ``plots/front.html``.
+    all candidates is the search run's ``plots/front.html``. One figure is drawn and
+    only its highlight moves from member to member.
     """
     from matplotlib import pyplot as plt
 
-    figure = _front_figure(records, front_ids, targets, highlight=highlight.trial_id)
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    plt.close(figure)
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    figure = _front_figure(records, front_ids, targets)
+    panels = _panels(records, targets)
+    marks = [axis.scatter([], [], s=160, facecolors="none", edgecolors="#1a73e8", linewidths=2.5,
+                          zorder=4) for axis in figure.axes[:len(panels)]]
+    pages: dict[str, Path] = {}
+    try:
+        for member in members:
+            for mark, points in zip(marks, panels.values(), strict=True):
+                mark.set_offsets([(x, y) for x, y, r in points if r.trial_id == member.trial_id]
+                                 or np.empty((0, 2)))
+            buffer = io.StringIO()
+            figure.savefig(buffer, format="svg")
+            svg = buffer.getvalue()
+            pages[member.trial_id] = _write_page(directory / member.trial_id / "front.html",
+                                                 member, svg[svg.index("<svg"):])
+    finally:
+        plt.close(figure)
+    return pages
+
+
+def _write_page(path: Path, member: TrialRecord, svg: str) -> Path:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.5g}</td></tr>"
-                   for k, v in sorted(highlight.metrics.items()) if not k.startswith("time_"))
-    arch = html.escape(json.dumps(highlight.arch.as_dict(), sort_keys=True))
+                   for k, v in sorted(member.metrics.items()) if not k.startswith("time_"))
+    arch = html.escape(json.dumps(member.arch.as_dict(), sort_keys=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{highlight.arch.key}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{member.arch.key}</title>"
         f"<style>body{{font-family:sans-serif;margin:16px}}td{{padding:2px 12px}}</style></head>"
-        f"<body><h3>Candidate {highlight.arch.key} on the Pareto front</h3><p>{arch}</p>{svg}"
-        f"<table>{rows}</table></body></html>")
+        f"<body><h3>Candidate {member.arch.key} on the Pareto front (circled)</h3><p>{arch}</p>"
+        f"{svg}<table>{rows}</table></body></html>")
     return path
 
 
-def _front_figure(records: Sequence[TrialRecord], front_ids: set[str], targets: Sequence[str],
-                  *, highlight: str | None = None) -> Any:
+def _front_figure(records: Sequence[TrialRecord], front_ids: set[str],
+                  targets: Sequence[str]) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,10 +100,6 @@ def _front_figure(records: Sequence[TrialRecord], front_ids: set[str], targets: 
         staircase = _front_2d([(x, y) for x, y, _ in points])
         axis.step([x for x, _ in staircase], [y for _, y in staircase], where="post",
                   color="#d93025", alpha=0.35, zorder=2, label="accuracy/latency front here")
-        mine = [(x, y) for x, y, r in points if r.trial_id == highlight]
-        if mine:
-            axis.scatter(*zip(*mine, strict=True), s=160, facecolors="none", edgecolors="#1a73e8",
-                         linewidths=2.5, zorder=4, label="this run")
         axis.set_xlabel(f"latency (ms) on {target}")
         axis.set_ylabel("accuracy")
         axis.set_title(target)

@@ -211,11 +211,7 @@ class MlflowTracker:
             plots.hypervolume_png(out / "hypervolume.png", self._history),
             plots.front_html(out / "front.html", completed, front_ids, targets),
         ]
-        run_plots = {
-            r.trial_id: plots.run_html(out / "runs" / r.trial_id / "front.html", completed,
-                                       front_ids, targets, highlight=r)
-            for r in summary.front
-        }
+        run_plots = plots.run_pages(out / "runs", completed, front_ids, targets, summary.front)
         (out / "pareto_front.csv").write_text(front_csv(summary))
         writer.submit(journal.append({
             "kind": "finish", "search_id": search_id, "time": time.time(),
