@@ -15,12 +15,14 @@ from evaluators.errors import CheckpointError
 from orchestrator.cli import main
 from orchestrator.config import load_config, parse_config
 from orchestrator.errors import ConfigError
+from orchestrator.objectives import Objective, ObjectiveSet
+from orchestrator.searchers.random_search import RandomSearcher
 from orchestrator.tracking import MlflowTracker
 from orchestrator.tune_driver import run_search
-from orchestrator.weight_sharing import elastic_space
+from orchestrator.weight_sharing import BatchSearcherAdapter, elastic_space
 from search_spaces import InputSpec
 from tests.conftest import ROOT
-from tests.elastic_fixtures import TINY_OPTIONS, one_thread
+from tests.elastic_fixtures import TINY_OPTIONS, one_thread, tiny_space
 
 _one_thread = pytest.fixture(autouse=True)(one_thread)
 
@@ -104,3 +106,31 @@ def test_a_weight_sharing_search_reaches_the_tracker(ws_config: dict[str, Any], 
     assert main(["supernet", "train", str(path)]) == 0
     out = capsys.readouterr().out
     assert "trained to step 16" in out and f"supernet.checkpoint={checkpoint}" in out
+
+
+class _Recording(RandomSearcher):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.told: list[tuple[str, list[float]]] = []
+        self.failed: list[tuple[str, str]] = []
+
+    def tell(self, arch: Any, *, objectives: Any, violation: float = 0.0) -> None:
+        self.told.append((arch.key, list(objectives)))
+
+    def tell_failure(self, arch: Any, reason: str) -> None:
+        self.failed.append((arch.key, reason))
+
+
+def test_the_batch_adapter_tells_each_subnet_as_it_streams_in() -> None:
+    space = tiny_space()
+    searcher = _Recording(space=space, seed=0)
+    objectives = ObjectiveSet(objectives=(Objective("accuracy", "max"),))
+    adapter = BatchSearcherAdapter(searcher, objectives, batch_size=3, budget=5)
+    first, second = adapter.suggest("t1"), adapter.suggest("t2")
+    assert len(first["archs"]) == 3 and len(second["archs"]) == 2  # cut to the budget
+    keys = [space.architecture(values).key for values in first["archs"]]
+    adapter.on_trial_result("t1", {"arch_key": keys[0], "accuracy": 0.5})
+    assert searcher.told == [(keys[0], [-0.5])]  # before the trial completes
+    adapter.on_trial_result("t1", {"arch_key": keys[1], "error": "ExportError: boom"})
+    adapter.on_trial_complete("t1", error=True)
+    assert searcher.failed == [(keys[1], "ExportError: boom"), (keys[2], "trial failed")]
