@@ -181,3 +181,21 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path: Path) -> None:
                        checkpoint=checkpoint, on_log=terminate_at_step_8)
     assert read_checkpoint(checkpoint, tiny_space())["step"] == 8
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU: torch sees no CUDA device")
+def test_the_supernet_trains_on_a_gpu_and_loads_on_the_cpu(tmp_path: Path) -> None:
+    path = tmp_path / "supernet.pt"
+    result = train_supernet(tiny_space(), load_dataset("digits", seed=0),
+                            replace(SETTINGS, steps=8, device="cuda"), checkpoint=path)
+    assert result.resumed_from == 0 and read_checkpoint(path, tiny_space())["step"] == 8
+    supernet = load_supernet(tiny_space(), path)
+    assert next(supernet.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_without_one_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="torch sees no CUDA GPU here"):
+        train_supernet(tiny_space(), load_dataset("digits", seed=0),
+                       replace(SETTINGS, device="cuda"), checkpoint=tmp_path / "s.pt")
