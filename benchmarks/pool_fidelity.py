@@ -2,7 +2,7 @@
 compiler-awareness report, on one pinned CPU core.
 
 For ~24 models built with the SDK (MLPs and conv classifiers at 1×28×28, wider conv
-classifiers at 3×40×40; random weights), each exported once to ONNX and ``.pt2``:
+classifiers at 3×40×40 and 3×64×64; random weights), each exported once to ONNX and ``.pt2``:
 
 1. pass A, model by model: paretonas on OpenVINO CPU, ONNX Runtime CPU and torch eager
    (1 thread), timed interleaved with ``measure_interleaved`` and the default
@@ -85,7 +85,9 @@ FAMILIES = (  # about 0.03-5 ms each on one core of a recent Xeon
            {"max_layers": 3, "hidden_units": (128, 256, 512, 1024)}, 6, 2),
     Family("conv28", "conv-classifier", (1, 28, 28), {}, 8, 3),
     Family("conv40", "conv-classifier", (3, 40, 40),
-           {"widths": (16, 24, 32), "stem_channels": 16, "expansions": (2, 4)}, 10, 3),
+           {"widths": (16, 24, 32), "stem_channels": 16, "expansions": (2, 4)}, 5, 2),
+    Family("conv64", "conv-classifier", (3, 64, 64),
+           {"widths": (16, 24, 32), "stem_channels": 16, "expansions": (2, 4)}, 5, 1),
 )
 
 
