@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 quickstart: setup
-	$(VENV)/bin/paretonas run configs/quickstart.yaml
+	$(VENV)/bin/paretonas run configs/quickstart.yaml --overwrite
 
 test: setup
 	$(PY) -m pytest -q

@@ -172,11 +172,23 @@ class BudgetConfig(Section):
     candidates: int = Field(24, ge=1)
     max_concurrent_trials: int = Field(1, ge=1)
     trial_cpus: float = Field(1.0, gt=0)
+    trial_gpus: float = Field(0.0, ge=0)
+    trial_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray custom resources each trial asks for, e.g. {paretonas/trainer: 1}: "
+                    "trials run only on nodes that advertise them",
+    )
+
+    def trial_resource_request(self) -> dict[str, float]:
+        """What Tune asks Ray for per trial."""
+        return {"cpu": self.trial_cpus, "gpu": self.trial_gpus, **self.trial_resources}
 
 
 class RayConfig(Section):
     address: str | None = Field(None, description="None: start Ray in-process; 'auto' or ray://...")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all)")
+    dashboard: bool = Field(False, description="start the embedded Ray's dashboard")
+    dashboard_host: str = Field("127.0.0.1", description="where the embedded dashboard listens")
 
 
 class TrackingConfig(Section):

@@ -38,3 +38,7 @@ class SearchInterrupted(SearchError):
             + (f" in MLflow run {run_id}" if run_id else "")
             + f"; resume with: paretonas resume {experiment_path}"
         )
+
+
+class ClusterError(ParetonasError):
+    """A Ray cluster or one of its jobs cannot be reached or used; names the address or job."""

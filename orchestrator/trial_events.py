@@ -27,15 +27,15 @@ class RecordingCallback(tune.Callback):
         """Tune pickles its run config; the record sink (tracker, console) stays behind."""
         return {**self.__dict__, "on_record": None}
 
+    def attach(self, on_record: Callable[[TrialRecord], None]) -> None:
+        """Give a callback restored from Tune's pickled state its sink again (resume)."""
+        self.on_record = on_record
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started[trial.trial_id] = (time.time(), time.perf_counter())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        metrics = {
-            name: float(value) for name, value in (trial.last_result or {}).items()
-            if is_candidate_metric(name) and isinstance(value, int | float)
-            and not isinstance(value, bool)
-        }
+        metrics = candidate_metrics(trial.last_result or {})
         if trial.checkpoint is None:
             self.on_record(self._record(trial, "completed", metrics=metrics))
             return
@@ -58,6 +58,14 @@ class RecordingCallback(tune.Callback):
             started_at=started_at,
             **fields,
         )
+
+
+def candidate_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """A Tune result's candidate metrics (without Tune's own bookkeeping)."""
+    return {
+        name: float(value) for name, value in result.items()
+        if is_candidate_metric(name) and isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 def trial_error(trial: Any) -> str:

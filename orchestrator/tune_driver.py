@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import signal
 import tempfile
 import threading
@@ -25,14 +26,19 @@ from orchestrator.candidate import (
 )
 from orchestrator.config import SearchConfig
 from orchestrator.errors import SearchError, SearchInterrupted
+from orchestrator.experiment import ExperimentDir
 from orchestrator.front import FrontSummary, summarise_front
 from orchestrator.preflight import Preflight, preflight
 from orchestrator.ray_session import environment, ray_session
 from orchestrator.records import TrialRecord
 from orchestrator.tracking import Tracker, check_cluster_tracking
-from orchestrator.trial_events import RecordingCallback
+from orchestrator.trial_events import RecordingCallback, candidate_metrics
 from orchestrator.tune_adapter import SearcherAdapter
-from search_spaces import InputSpec, SearchSpace, create_space
+from search_spaces import Architecture, InputSpec, SearchSpace, create_space
+
+#: Seconds between saves of Tune's experiment state (a trial that ends in the last
+#: CHECKPOINT_S before a crash runs again on resume; the tracker logs it once).
+CHECKPOINT_S = 2
 
 
 @dataclass(frozen=True)
@@ -52,16 +58,20 @@ class SearchResult:
     wall_seconds: float
     run_id: str | None
     output_dir: Path
+    experiment_dir: str = ""
 
 
 def _run_trial(config: dict[str, Any], job: CandidateJob) -> None:
     """The Tune trainable: one candidate per trial."""
-    pin_away_from(job.reserved_cores, ray.get_runtime_context().get_node_id())
+    node_id = ray.get_runtime_context().get_node_id()
+    pin_away_from(job.reserved_cores, node_id)
     space = _space_for(job.space, json.dumps(job.space_options, sort_keys=True), job.input_spec)
     with tempfile.TemporaryDirectory(prefix="paretonas-trial-") as directory:
         metrics = evaluate_candidate(config["arch"], job, space=space, onnx_dir=Path(directory))
-        # Reported as a checkpoint so Tune persists the ONNX model to its storage.
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        # Reported as a checkpoint so Tune persists the ONNX model to its storage; the node
+        # id (not a candidate metric) says where the trial ran.
+        tune.report({**metrics, "node_id": node_id},
+                    checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,11 +94,17 @@ def run_search(
     tracker: Tracker,
     on_progress: Callable[[Progress], None] | None = None,
     resume: bool = False,
+    resume_errored: bool = False,
+    overwrite: bool = False,
     checked: Preflight | None = None,
 ) -> SearchResult:
     """Run the whole search described by ``config``; every finished trial reaches ``tracker``.
 
-    ``checked`` is the result of ``preflight(config)`` if the caller already ran it.
+    ``checked`` is the result of ``preflight(config)`` if the caller already ran it. The
+    experiment lives in ``<output_dir>/<name>``. A new run refuses an existing one unless
+    ``overwrite``; ``resume`` continues it (``resume_errored``: failed trials too):
+    finished trials are kept, the searcher continues from its saved state and the tracker
+    from the same parent run.
     """
     if config.mode == "weight_sharing":
         from orchestrator.weight_sharing import run_weight_sharing_search  # imports this module
@@ -100,7 +116,7 @@ def run_search(
     dataset, space, searcher = checked.dataset, checked.space, checked.searcher
     objectives = config.objective_set()
     output_dir = Path(config.output_dir).resolve()
-    experiment_name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment = ExperimentDir.of(config)
     records: list[TrialRecord] = []
     interrupted = threading.Event()
 
@@ -118,12 +134,19 @@ def run_search(
                 hypervolume=summary.hypervolume, last=record,
             ))
 
+    if resume:
+        experiment.load()  # refuses a directory that holds no earlier run
+    else:
+        experiment.check_new(overwrite=overwrite)
     run_id = tracker.start_search(config, resume=resume)
+    experiment.save(config, run_id=run_id)
     status = "FAILED"
     try:
         with environment(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_AIR_NEW_OUTPUT="0",
                           TUNE_DISABLE_SIGINT_HANDLER="1",
-                          TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="60"), \
+                          TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S="60",
+                          # experiment state (trials, searcher), what a resume starts from
+                          TUNE_GLOBAL_CHECKPOINT_S=str(CHECKPOINT_S)), \
                 ray_session(config), \
                 _tracking_checked(config), \
                 HardwarePool([t.target() for t in config.targets],
@@ -138,26 +161,38 @@ def run_search(
                 evaluate_on_targets=any(m.startswith("accuracy@") for m in
                                         [*config.objectives, *config.constraints]),
             )
-            tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(_run_trial, job=job),
-                                    {"cpu": config.budget.trial_cpus}),
-                tune_config=tune.TuneConfig(
-                    search_alg=SearcherAdapter(searcher, objectives),
-                    num_samples=config.budget.candidates,
-                    max_concurrent_trials=config.budget.max_concurrent_trials,
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(
-                    name=experiment_name,
-                    storage_path=str(output_dir),
-                    callbacks=[RecordingCallback(space.name, on_record)],
-                    stop=_StopOnEvent(interrupted),
-                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                    verbose=0,
-                ),
-            )
+            trainable = tune.with_resources(tune.with_parameters(_run_trial, job=job),
+                                            config.budget.trial_resource_request())
+            if resume:
+                tuner = tune.Tuner.restore(experiment.path, trainable=trainable,
+                                           resume_errored=resume_errored)
+                _reattach(tuner, on_record, interrupted)
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    tune_config=tune.TuneConfig(
+                        search_alg=SearcherAdapter(searcher, objectives),
+                        num_samples=config.budget.candidates,
+                        max_concurrent_trials=config.budget.max_concurrent_trials,
+                        reuse_actors=True,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=config.name,
+                        storage_path=experiment.path.rsplit("/", 1)[0],
+                        callbacks=[RecordingCallback(space.name, on_record)],
+                        stop=_StopOnEvent(interrupted),
+                        failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                        verbose=0,
+                    ),
+                )
             with _sigint_sets(interrupted):
-                tuner.fit()
+                grid = tuner.fit()
+        if resume:  # trials that had ended before this run, in Tune's order
+            seen = {record.trial_id for record in records}
+            for earlier in _records_from(grid, space.name):
+                if earlier.trial_id not in seen:
+                    records.append(earlier)
+                    tracker.log_trial(earlier)  # a no-op for a trial the tracker already has
         summary = summarise_front(records, objectives)
         tracker.finish_search(records, summary)
         status = "KILLED" if interrupted.is_set() else "FINISHED" if summary.front else "FAILED"
@@ -168,7 +203,7 @@ def run_search(
         tracker.end_search(status)
     if interrupted.is_set():
         raise SearchInterrupted(done=len(records), budget=config.budget.candidates,
-                                experiment_path=str(output_dir / experiment_name), run_id=run_id)
+                                experiment_path=experiment.path, run_id=run_id)
     if not summary.front:
         causes = sorted({r.error for r in records if r.error})
         raise SearchError(
@@ -176,7 +211,50 @@ def run_search(
         )
     return SearchResult(records=tuple(records), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
-                        output_dir=output_dir)
+                        output_dir=output_dir, experiment_dir=experiment.path)
+
+
+def _reattach(tuner: tune.Tuner, on_record: Callable[[TrialRecord], None],
+              interrupted: threading.Event) -> None:
+    """The callback and the stopper come back from Tune's pickle without the driver's parts."""
+    restored = tuner._local_tuner.get_run_config() if tuner._local_tuner else None
+    if restored is None:
+        return
+    for callback in restored.callbacks or []:
+        if isinstance(callback, RecordingCallback):
+            callback.attach(on_record)
+    if isinstance(restored.stop, _StopOnEvent):
+        restored.stop.event = interrupted
+
+
+def _records_from(grid: tune.ResultGrid, space_name: str) -> list[TrialRecord]:
+    """Records of the trials in a Tune result grid (those a resumed run did not see end)."""
+    records = []
+    for index in range(len(grid)):
+        result = grid[index]
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id") or _trial_id_from_path(result.path)
+        arch = Architecture.from_dict(space_name, (result.config or {})["arch"])
+        if result.error is not None:
+            lines = str(result.error).strip().splitlines()
+            records.append(TrialRecord(trial_id=trial_id, arch=arch, status="failed",
+                                       error=lines[-1] if lines else "unknown error"))
+        elif metrics:
+            records.append(TrialRecord(
+                trial_id=trial_id, arch=arch, status="completed",
+                metrics=candidate_metrics(metrics),
+                wall_seconds=float(metrics.get("time_total_s", 0.0)),
+                started_at=float(metrics.get("timestamp", 0.0)) - float(metrics.get("time_total_s", 0.0)),
+            ))
+    return records
+
+
+def _trial_id_from_path(path: str) -> str:
+    """Tune names a trial's directory ``_run_trial_<trial id>_<index>_...``."""
+    found = re.match(r"_run_trial_([0-9a-f]+(?:_[0-9]{5})?)_[0-9]+_", Path(path).name)
+    if found is None:
+        raise SearchError(f"cannot tell the trial id of {path}")
+    return found.group(1)
 
 
 class _StopOnEvent(tune.Stopper):

@@ -45,6 +45,7 @@ RAY_MODULES = {
     "orchestrator/trial_events.py",
     "orchestrator/ray_session.py",
     "orchestrator/weight_sharing.py",
+    "orchestrator/jobs.py",
 }
 
 

@@ -25,6 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_overrides(run)
     run.add_argument("--show-arch", action="store_true",
                      help="show every front member's full architecture (all choices)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start over even if OUTPUT_DIR/NAME holds an earlier run of this search")
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser("validate", help="check a config without running it")
@@ -65,6 +67,14 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     config, checked = check_from_args(args, console)  # before Ray and MLflow are imported
+    return run_and_report(config, console, checked=checked, show_arch=args.show_arch,
+                          overwrite=args.overwrite)
+
+
+def run_and_report(config: SearchConfig, console: Console, *, checked: Preflight | None = None,
+                   show_arch: bool = False, resume: bool = False, resume_errored: bool = False,
+                   overwrite: bool = False) -> int:
+    """Run (or resume) a search with progress on the console, then print its front."""
     from orchestrator.tracking import MlflowTracker
     from orchestrator.tune_driver import run_search
 
@@ -83,13 +93,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             def on_progress(update: SearchProgress) -> None:
                 progress.update(task, completed=update.done, status=_progress_line(update))
 
-            result = run_search(config, tracker=tracker, on_progress=on_progress, checked=checked)
+            result = run_search(config, tracker=tracker, on_progress=on_progress, checked=checked,
+                                resume=resume, resume_errored=resume_errored, overwrite=overwrite)
     else:  # a log file or a cluster job: one line per finished candidate
         def print_line(update: SearchProgress) -> None:
             console.print(f"[{update.done}/{update.budget}] {_progress_line(update)}",
                           soft_wrap=True, highlight=False, markup=False)
 
-        result = run_search(config, tracker=tracker, on_progress=print_line, checked=checked)
+        result = run_search(config, tracker=tracker, on_progress=print_line, checked=checked,
+                            resume=resume, resume_errored=resume_errored, overwrite=overwrite)
 
     summary = result.summary
     objectives = list(config.objectives)
@@ -105,8 +117,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     table.add_column("arch")
     for name in objectives:
         table.add_column(f"{name} ({config.objectives[name]})", justify="right")
-    table.add_column("choices", overflow="fold" if args.show_arch else "ellipsis",
-                     no_wrap=not args.show_arch, max_width=None if args.show_arch else 48)
+    table.add_column("choices", overflow="fold" if show_arch else "ellipsis",
+                     no_wrap=not show_arch, max_width=None if show_arch else 48)
     for record in summary.front:
         table.add_row(record.arch.key, *(_fmt(record.metrics[name]) for name in objectives),
                       _choices(record))
@@ -126,7 +138,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                       soft_wrap=True)
     if tracker.ui_url():
         console.print(f"  its runs: {tracker.ui_url()}", soft_wrap=True)
-    console.print(f"Ray Tune results: {result.output_dir}", soft_wrap=True)
+    console.print(f"Ray Tune results: {result.experiment_dir}", soft_wrap=True)
     console.print(f"plots: {tracker.plots_dir}", soft_wrap=True)
     if tracker.unsynced:
         console.print(f"[yellow]MLflow has not taken {tracker.unsynced} journal entries[/] (server "

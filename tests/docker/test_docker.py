@@ -121,3 +121,23 @@ def test_launcher_yaml_matches_rays_own_schema() -> None:
         assert all(RESOURCE_NAME.match(r) for r in custom), (name, custom)
     assert config["docker"]["image"].endswith(":cpu")
     assert types["gpu_pool"]["docker"]["worker_image"].endswith(":gpu")
+
+
+def _advertised() -> set[str]:
+    names: set[str] = set()
+    for manifest in MANIFESTS:
+        spec = _cluster_spec(yaml.safe_load(manifest.read_text()))
+        for group in spec["workerGroupSpecs"]:
+            names |= set(json.loads(json.loads(group["rayStartParams"]["resources"])))
+    for node in yaml.safe_load(LAUNCHER.read_text())["available_node_types"].values():
+        names |= {name for name in node["resources"] if name.startswith("paretonas/")}
+    return names
+
+
+def test_advertised_resources_follow_the_pools_naming() -> None:
+    from evaluators.backends import BACKENDS
+    from hardware_pool.discovery import resource_name
+
+    for name in _advertised() - {"paretonas/trainer"}:
+        _, backend, device = name.split("/")
+        assert backend in BACKENDS.names() and resource_name(backend, device) == name, name
