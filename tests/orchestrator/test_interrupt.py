@@ -44,7 +44,7 @@ def test_sigint_stops_the_search_honestly(tiny_config: dict[str, Any], tmp_path:
     assert driver.returncode == 130, out + err
     assert "Traceback" not in err
     assert "search interrupted:" in err and "of 30 candidates finished and are kept" in err
-    experiments = list((tmp_path / "results").glob("tiny-*"))  # Tune's experiment folder
+    experiments = list((tmp_path / "results").glob("tiny"))  # Tune's experiment folder: OUTPUT_DIR/NAME
     assert len(experiments) == 1
     assert f"resume with: paretonas resume {experiments[0]}" in err
     assert "Pareto front" not in out
