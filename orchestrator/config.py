@@ -17,7 +17,7 @@ from evaluators.training import TrainingSettings
 from hardware_pool.target import Target
 from orchestrator.errors import ConfigError
 from orchestrator.objectives import Constraint, Objective, ObjectiveSet, known_metrics
-from orchestrator.searchers import SEARCHERS
+from orchestrator.searchers import SEARCHERS, check_searcher_options
 from search_spaces.elastic import ElasticSpace
 from search_spaces.errors import ParetonasError, UnknownNameError
 from search_spaces.loading import import_plugins, resolve_space_factory
@@ -160,6 +160,8 @@ class BoundConfig(Section):
 class SearcherConfig(Section):
     name: str = "nsga2"
     options: dict[str, Any] = Field(default_factory=dict)
+    noise_aware: bool = Field(False, description="latency differences inside the measured "
+                                                 "intervals are ties in the front")
 
     @model_validator(mode="after")
     def _known(self) -> SearcherConfig:
@@ -287,6 +289,10 @@ class SearchConfig(Section):
                     raise ValueError(
                         f"{section}.{metric}: unknown metric; known: {', '.join(known)}"
                     )
+        try:
+            check_searcher_options(self.searcher.name, self.searcher.options, len(self.objectives))
+        except ParetonasError as error:
+            raise ValueError(f"searcher: {error}") from None
         return self
 
     def objective_set(self) -> ObjectiveSet:

@@ -23,6 +23,17 @@ def target_metric(metric: str, target: str) -> str:
     return f"{metric}@{target}"
 
 
+def interval_metrics(metric: str) -> tuple[str, str] | None:
+    """The metrics bounding ``metric``'s measurement, if it has any.
+
+    ``latency_ms@<t>`` is bounded by ``latency_ci_low_ms@<t>`` and ``latency_ci_high_ms@<t>``.
+    """
+    name, at, target = metric.partition("@")
+    if name != "latency_ms" or not at:
+        return None
+    return target_metric("latency_ci_low_ms", target), target_metric("latency_ci_high_ms", target)
+
+
 def known_metrics(targets: Sequence[str]) -> list[str]:
     """Every metric name an objective or constraint may use with these targets."""
     return [*CANDIDATE_METRICS, *(target_metric(m, t) for t in targets for m in TARGET_METRICS)]
@@ -81,6 +92,18 @@ class ObjectiveSet:
                 raise ValueError(f"objective {objective.metric} is {value}")
             values.append(objective.minimised(value))
         return values
+
+    def intervals(self, metrics: Mapping[str, float]) -> tuple[list[float], list[float]]:
+        """Minimised (low, high) bounds of the objective vector; exact where none is measured."""
+        point = self.vector(metrics)
+        low, high = list(point), list(point)
+        for i, objective in enumerate(self.objectives):
+            names = interval_metrics(objective.metric)
+            if names is None or not all(name in metrics for name in names):
+                continue
+            a, b = (objective.minimised(float(metrics[name])) for name in names)
+            low[i], high[i] = min(a, b, point[i]), max(a, b, point[i])
+        return low, high
 
     def violation(self, metrics: Mapping[str, float]) -> float:
         return sum(c.violation(float(metrics[c.metric])) for c in self.constraints)

@@ -62,7 +62,8 @@ def preflight(config: SearchConfig, *, tracking: bool = True) -> Preflight:
                                                 options=config.space.options))
     warnings = check_space(space, config)
     searcher = _step("searcher.options", lambda: create_searcher(
-        config.searcher.name, space=space, seed=config.seed, options=config.searcher.options))
+        config.searcher.name, space=space, seed=config.seed, options=config.searcher.options,
+        num_objectives=len(config.objectives)))
     population = getattr(searcher, "population_size", None)
     if isinstance(population, int) and config.budget.candidates < population:
         warnings.append(

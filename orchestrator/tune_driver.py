@@ -27,7 +27,7 @@ from orchestrator.candidate import (
 from orchestrator.config import SearchConfig
 from orchestrator.errors import SearchError, SearchInterrupted
 from orchestrator.experiment import ExperimentDir
-from orchestrator.front import FrontSummary, summarise_front
+from orchestrator.front import FrontArchive, FrontSummary, summarise_front
 from orchestrator.preflight import Preflight, preflight
 from orchestrator.ray_session import environment, ray_session
 from orchestrator.records import TrialRecord
@@ -119,17 +119,19 @@ def run_search(
     experiment = ExperimentDir.of(config)
     records: list[TrialRecord] = []
     interrupted = threading.Event()
+    front = FrontArchive(objectives, noise_aware=config.searcher.noise_aware)
 
     def on_record(record: TrialRecord) -> None:
         if interrupted.is_set() and record.ok and not record.metrics:
             return  # stopped by Ctrl-C before it reported: not a finished candidate
         records.append(record)
+        front.add(record)  # O(front) per record
         tracker.log_trial(record)
-        summary = summarise_front(records, objectives)
+        summary = front.summary()
         tracker.update_front(summary)
         if on_progress is not None:
             on_progress(Progress(
-                done=len(records), failed=sum(not r.ok for r in records),
+                done=len(records), failed=len(records) - front.completed,
                 budget=config.budget.candidates, front_size=len(summary.front),
                 hypervolume=summary.hypervolume, last=record,
             ))
@@ -193,7 +195,7 @@ def run_search(
                 if earlier.trial_id not in seen:
                     records.append(earlier)
                     tracker.log_trial(earlier)  # a no-op for a trial the tracker already has
-        summary = summarise_front(records, objectives)
+        summary = summarise_front(records, objectives, noise_aware=config.searcher.noise_aware)
         tracker.finish_search(records, summary)
         status = "KILLED" if interrupted.is_set() else "FINISHED" if summary.front else "FAILED"
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep what is logged

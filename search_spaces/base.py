@@ -141,6 +141,46 @@ class SearchSpace(ABC):
             {name: (a[name] if rng.random() < 0.5 else b[name]) for name in a}
         )
 
+    # -- architecture <-> vector encoding ------------------------------------------------
+    def cardinalities(self) -> tuple[int, ...]:
+        """Number of options of each choice, in ``choices()`` order."""
+        return tuple(len(choice.options()) for choice in self.choices())
+
+    def encode(self, arch: Architecture) -> np.ndarray:
+        """Integer vector: the index of each choice's value in its ``options()``.
+
+        Positions follow ``choices()`` order (not the name order of ``Architecture.values``),
+        so neighbouring options of an ordered choice get neighbouring codes.
+        """
+        return np.array([choice.index(arch[choice.name]) for choice in self.choices()],
+                        dtype=np.int64)
+
+    def decode(self, vector: Sequence[int] | np.ndarray) -> Architecture:
+        """The architecture whose ``encode`` is ``vector``; out-of-range codes raise."""
+        choices = list(self.choices())
+        codes = [int(code) for code in np.asarray(vector).ravel()]
+        if len(codes) != len(choices):
+            raise SearchSpaceError(
+                f"{self.name}: an encoding has {len(choices)} entries, got {len(codes)}"
+            )
+        values = {}
+        for choice, code in zip(choices, codes, strict=True):
+            options = choice.options()
+            if not 0 <= code < len(options):
+                raise SearchSpaceError(
+                    f"{self.name}: code {code} of {choice.name} is outside 0..{len(options) - 1}"
+                )
+            values[choice.name] = options[code]
+        return Architecture.from_dict(self.name, values)
+
+    def one_hot(self, arch: Architecture) -> np.ndarray:
+        """0/1 vector with one block per choice (for surrogate models)."""
+        sizes = self.cardinalities()
+        out = np.zeros(sum(sizes))
+        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(int)
+        out[offsets + self.encode(arch)] = 1.0
+        return out
+
     def size(self) -> int:
         """Number of distinct architectures."""
         total = 1

@@ -138,6 +138,7 @@ class MLPSpace(SearchSpace):
         return nn.Sequential(*layers)
 
 
-# The elastic (weight-sharing) built-in space lives in its own module; importing it here
-# registers it with the others.
+# The elastic (weight-sharing) space and NAS-Bench-201's cell space live in their own
+# modules; importing them here registers them with the others.
 import search_spaces.mobilenet_v3  # noqa: E402, F401
+import search_spaces.nb201  # noqa: E402, F401

@@ -23,6 +23,11 @@ class Choice(ABC):
     def options(self) -> tuple[ChoiceValue, ...]:
         """Every value this choice can take, in order."""
 
+    def index(self, value: Any) -> int:
+        """Position of ``value`` in ``options()`` (the encoding of this choice)."""
+        valid = self.validate(value)
+        return self.options().index(valid)
+
     def sample(self, rng: np.random.Generator) -> ChoiceValue:
         values = self.options()
         return values[int(rng.integers(len(values)))]

@@ -53,6 +53,6 @@ class RandomSearcher(Searcher):
         self._proposed.add(arch.key)
         return arch
 
-    def tell(self, arch: Architecture, *, objectives: Sequence[float], violation: float = 0.0
-             ) -> None:
+    def tell(self, arch: Architecture, *, objectives: Sequence[float], violation: float = 0.0,
+             fidelity: float | None = None) -> None:
         """Nothing to learn: random search ignores results."""

@@ -55,6 +55,10 @@ def test_defaults_fill_in() -> None:
         ({"objectives": {"accuracy": "maximise"}}, "objectives.accuracy: Input should be 'min' or 'max'"),
         ({"objectives": {"latency_ms@gpu": "min"}}, "objectives.latency_ms@gpu: unknown metric; known:"),
         ({"searcher": {"name": "bayes"}}, "searcher: unknown searcher 'bayes'; known:"),
+        ({"searcher": {"name": "nsga2", "options": {"pop": 3}}},
+         "searcher: searcher 'nsga2' has no option(s) ['pop']; accepted: archive_size,"),
+        ({"objectives": {"accuracy": "max"}},
+         "searcher: searcher 'nsga2' needs at least 2 objectives, got 1"),
         ({"space": {"name": "resnet"}},
          "space: unknown search space 'resnet'; known: conv-classifier, elastic-mobilenet-v3, mlp"),
         ({"space": {"name": "no_such_module:Space"}},
@@ -99,7 +103,8 @@ def test_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(TINY_CONFIG))
     config = load_config(path, overrides=dict([parse_override("budget.candidates=9"),
-                                               parse_override("searcher.name=random")]))
+                                               parse_override("searcher.name=random"),
+                                               parse_override("searcher.options={}")]))
     assert config.budget.candidates == 9
     assert config.searcher.name == "random"
     with pytest.raises(ConfigError, match="must look like"):

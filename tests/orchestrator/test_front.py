@@ -54,3 +54,35 @@ def test_hypervolume_grows_when_a_better_point_arrives() -> None:
 def test_no_completed_trials() -> None:
     summary = summarise_front([_record(0, 0, 0, ok=False)], OBJECTIVES)
     assert summary.front == () and summary.hypervolume == pytest.approx(0.0)
+
+
+def test_incremental_archive_equals_the_batch_front() -> None:
+    import numpy as np
+
+    from orchestrator.front import FrontArchive
+    from orchestrator.pareto import pareto_front_indices
+
+    rng = np.random.default_rng(0)
+    values = rng.random((300, 2))
+    records = [_record(i, float(a), float(b)) for i, (a, b) in enumerate(values)]
+    archive = FrontArchive(OBJECTIVES)
+    for record in records:
+        archive.add(record)
+    points = np.array([OBJECTIVES.vector(r.metrics) for r in records])
+    expected = {f"t{i}" for i in pareto_front_indices(points)}
+    assert {r.trial_id for r in archive.front} == expected
+    assert archive.hypervolume() == pytest.approx(summarise_front(records, OBJECTIVES).hypervolume)
+
+
+def test_noise_aware_front_treats_overlapping_latencies_as_ties() -> None:
+    def timed(i: int, accuracy: float, latency: float, half_width: float) -> TrialRecord:
+        record = _record(i, accuracy, latency)
+        record.metrics.update({"latency_ci_low_ms@cpu": latency - half_width,
+                               "latency_ci_high_ms@cpu": latency + half_width})
+        return record
+
+    # same accuracy, latencies 1.00 vs 1.02 measured +-0.05: a tie, both stay
+    records = [timed(0, 0.9, 1.00, 0.05), timed(1, 0.9, 1.02, 0.05), timed(2, 0.8, 2.0, 0.05)]
+    assert [r.trial_id for r in summarise_front(records, OBJECTIVES).front] == ["t0"]
+    noisy = summarise_front(records, OBJECTIVES, noise_aware=True)
+    assert {r.trial_id for r in noisy.front} == {"t0", "t1"}  # t2 is wholly slower and worse

@@ -163,3 +163,20 @@ def test_hypervolume_is_invariant_to_point_order() -> None:
 def test_bad_inputs_raise_value_error(call: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_noise_aware_sort_ties_overlapping_intervals() -> None:
+    import numpy as np
+
+    from orchestrator.pareto import dominates_within, non_dominated_sort
+
+    points = np.array([[1.0, 1.00], [1.0, 1.02], [2.0, 3.0]])
+    low, high = points.copy(), points.copy()
+    low[:, 1] -= 0.05
+    high[:, 1] += 0.05
+    assert [f.tolist() for f in non_dominated_sort(points)] == [[0], [1], [2]]
+    assert [f.tolist() for f in non_dominated_sort(points, intervals=(low, high))] == [[0, 1], [2]]
+    assert not dominates_within(low[0], high[0], low[1], high[1])
+    assert dominates_within(low[0], high[0], low[2], high[2])
+    with pytest.raises(ValueError, match="intervals must contain their points"):
+        non_dominated_sort(points, intervals=(high, low))

@@ -44,7 +44,13 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 def test_registry_knows_the_builtin_searchers() -> None:
-    assert {"nsga2", "random"} <= set(SEARCHERS.names())
+    assert {"nsga2", "random", "regularized", "optuna", "nevergrad", "predictor"} <= set(
+        SEARCHERS.names())
+
+
+def _unique(name: str) -> None:
+    if not SEARCHERS.get(name).unique_proposals:
+        pytest.skip(f"{name} may propose an architecture twice (each proposal is an evaluation)")
 
 
 def test_asks_valid_architectures_of_the_space(name: str) -> None:
@@ -63,6 +69,7 @@ def test_same_seed_same_proposals(name: str) -> None:
 
 
 def test_no_repeats_until_the_space_is_exhausted(name: str) -> None:
+    _unique(name)
     searcher = create_searcher(name, space=MLP, seed=1)
     keys = [arch.key for arch in _drive(searcher, MLP.size())]
     assert len(set(keys)) == MLP.size()
@@ -71,12 +78,14 @@ def test_no_repeats_until_the_space_is_exhausted(name: str) -> None:
 
 
 def test_no_repeats_with_many_pending_asks(name: str) -> None:
+    _unique(name)
     searcher = create_searcher(name, space=MLP, seed=2)
     keys = [searcher.ask().key for _ in range(MLP.size())]
     assert len(set(keys)) == MLP.size()
 
 
 def test_failures_are_accepted_and_never_proposed_again(name: str) -> None:
+    _unique(name)
     searcher = create_searcher(name, space=MLP, seed=3)
     failing = frozenset(range(0, 12, 3))
     asked = _drive(searcher, 12, failing)
@@ -88,13 +97,15 @@ def test_failures_are_accepted_and_never_proposed_again(name: str) -> None:
 
 
 def test_unknown_searcher_lists_known_ones() -> None:
-    with pytest.raises(UnknownNameError, match="unknown searcher 'bayes'; known: nsga2, random"):
+    with pytest.raises(UnknownNameError, match="unknown searcher 'bayes'; known: nevergrad, "
+                                               "nsga2, optuna, predictor, random, regularized"):
         create_searcher("bayes", space=MLP, seed=0)
 
 
 def test_unknown_option_names_it_and_the_accepted_ones() -> None:
     with pytest.raises(ConfigError, match=r"no option\(s\) \['pop_size'\]; accepted: "
-                                          r"crossover_probability, mutation_rate, population_size"):
+                                          r"archive_size, crossover_probability, mutation_rate, "
+                                          r"population_size, tournament_size"):
         create_searcher("nsga2", space=MLP, seed=0, options={"pop_size": 8})
     with pytest.raises(ConfigError, match=r"'random' has no option\(s\) \['seed'\]; accepted: \(none\)"):
         create_searcher("random", space=MLP, seed=0, options={"seed": 1})
@@ -220,3 +231,98 @@ def test_nsga2_beats_random_search() -> None:
     # Measured over seeds 0-59: NSGA-II wins on every seed, by 0.016 on average (per-seed
     # sd ~0.0065, range 0.0001-0.03); every block of 5 seeds wins by more than 0.008.
     assert nsga2 > random + 0.005
+
+
+# -- state, batches, objectives (every searcher) --------------------------------------------
+
+
+def test_state_round_trips_through_pickle(name: str) -> None:
+    """A searcher restored from ``state()`` continues exactly as the original would."""
+    import pickle
+
+    original = create_searcher(name, space=CONV, seed=4, num_objectives=2)
+    _drive(original, 20)
+    pending = original.ask_batch(3)
+    snapshot = pickle.loads(pickle.dumps(original.state()))
+    restored = create_searcher(name, space=CONV, seed=99, num_objectives=2)
+    restored.restore(snapshot)
+    for arch in pending:
+        for searcher in (original, restored):
+            searcher.tell(arch, objectives=_toy_objectives(CONV, arch))
+    assert [a.key for a in _drive(original, 15)] == [a.key for a in _drive(restored, 15)]
+
+
+def test_ask_batch_gives_distinct_valid_architectures(name: str) -> None:
+    _unique(name)
+    searcher = create_searcher(name, space=CONV, seed=0, num_objectives=2)
+    _drive(searcher, 16)
+    batch = searcher.ask_batch(8)
+    assert len({arch.key for arch in batch}) == 8
+    with pytest.raises(SearchError, match="count >= 1"):
+        searcher.ask_batch(0)
+
+
+def test_partial_results_are_accepted(name: str) -> None:
+    searcher = create_searcher(name, space=CONV, seed=0, num_objectives=2)
+    arch = searcher.ask()
+    searcher.tell(arch, objectives=[1.0, 1.0], fidelity=1)
+    searcher.tell(arch, objectives=[0.5, 1.0])
+    assert CONV.architecture(searcher.ask().as_dict())
+
+
+def test_multi_objective_searchers_refuse_one_objective() -> None:
+    with pytest.raises(ConfigError, match="'nsga2' needs at least 2 objectives, got 1"):
+        create_searcher("nsga2", space=MLP, seed=0, num_objectives=1)
+    assert create_searcher("regularized", space=MLP, seed=0, num_objectives=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("optuna", {"sampler": "cmaes"}, "sampler must be one of nsga2, tpe"),
+        ("nevergrad", {"optimizer": "NoSuchOpt"}, "unknown nevergrad optimizer 'NoSuchOpt'; e.g. "),
+        ("regularized", {"sample_size": 50}, r"sample_size must be an integer in 1..population_size"),
+        ("predictor", {"candidates": 0}, "candidates must be an integer >= 1"),
+        ("nsga2", {"archive_size": -1}, "archive_size must be an integer >= 0"),
+    ],
+)
+def test_searchers_refuse_bad_options(name: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        create_searcher(name, space=MLP, seed=0, options=options)
+
+
+def test_regularized_evolution_forgets_the_oldest() -> None:
+    searcher = create_searcher("regularized", space=CONV, seed=0,
+                               options={"population_size": 4, "sample_size": 2})
+    asked = _drive(searcher, 10)
+    assert {arch.key for arch, _ in searcher.population} == {arch.key for arch in asked[-4:]}
+
+
+def test_nevergrad_reads_back_its_pareto_front() -> None:
+    searcher = create_searcher("nevergrad", space=CONV, seed=0, options={"optimizer": "RandomSearch"})
+    asked = _drive(searcher, 30)
+    front = searcher.pareto_front()  # type: ignore[attr-defined]
+    points = np.array([_toy_objectives(CONV, arch) for arch in asked])
+    best = {tuple(p) for p in points[__import__("orchestrator.pareto").pareto.pareto_front_indices(points)]}
+    assert front and {tuple(_toy_objectives(CONV, arch)) for arch in front} <= best
+
+
+def test_predictor_reports_how_good_its_predictions_were() -> None:
+    searcher = create_searcher("predictor", space=CONV, seed=0,
+                               options={"candidates": 16, "random_candidates": 4})
+    for _ in range(40):
+        arch = searcher.ask()
+        ranks = CONV.encode(arch)
+        # additive in the one-hot encoding, so the trees should predict it closely
+        searcher.tell(arch, objectives=[20.0 + ranks.sum(), 20.0 + ranks[0] - ranks[-1]])
+    quality = searcher.prediction_quality()  # type: ignore[attr-defined]
+    assert searcher.predictions_checked == 40 - 12  # type: ignore[attr-defined]
+    assert len(quality) == 2 and all(0.0 <= share <= 1.0 for share in quality)
+    assert quality[0] > 0.5
+
+
+def test_nsga2_cost_per_call_does_not_depend_on_results_told() -> None:
+    """The population stays bounded however many results arrive (no full re-sort)."""
+    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=8)
+    _drive(searcher, 300)
+    assert len(searcher.population) == 8
