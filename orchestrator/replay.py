@@ -252,3 +252,99 @@ def nb201_table(dataset: str) -> Table:
             "train_time_s": float(values["train_time"][0]),
         }
     return Table(space=space, entries=entries, name=f"nb201-{dataset}", runtime_metric="train_time_s")
+
+
+# -- comparing searchers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearcherSpec:
+    """A searcher to compare: registered ``name`` with ``options``, shown as ``label``."""
+
+    label: str
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Hypervolume ratio after ``steps[k]`` evaluations, one row per seed."""
+
+    steps: np.ndarray
+    ratios: np.ndarray  # (seeds, len(steps))
+    extras: dict[str, float] = field(default_factory=dict)
+
+    def at(self, budget: int) -> np.ndarray:
+        return self.ratios[:, int(np.searchsorted(self.steps, budget))]
+
+
+def curve_steps(budget: int) -> np.ndarray:
+    """Evaluation counts at which a curve is sampled (about 40 points, budget included)."""
+    step = max(1, budget // 40)
+    return np.unique(np.concatenate((np.arange(step, budget + 1, step), [budget])))
+
+
+def run_curve(table: Table, objectives: ObjectiveSet, spec: SearcherSpec, *, seed: int,
+              budget: int, workers: int = 1) -> tuple[np.ndarray, dict[str, float]]:
+    """One seed's hypervolume-ratio curve (sampled at ``curve_steps(budget)``) and extras."""
+    from orchestrator.searchers import create_searcher
+
+    searcher = create_searcher(spec.name, space=table.space, seed=seed, options=spec.options,
+                               num_objectives=len(objectives.names))
+    result = replay(searcher, table, objectives, budget=budget, workers=workers)
+    front = _true_front(table, objectives)
+    ratios = np.array([hypervolume_ratio(result.points[:n], result.violations[:n], front)
+                       for n in curve_steps(budget)])
+    extras: dict[str, float] = {}
+    quality = getattr(searcher, "prediction_quality", None)
+    if callable(quality):
+        for name, share in zip(objectives.names, quality(), strict=False):
+            extras[f"within10%:{name}"] = share
+    return ratios, extras
+
+
+def compare(table: Table, objectives: ObjectiveSet, specs: Sequence[SearcherSpec], *,
+            seeds: Sequence[int], budget: int, workers: int = 1, processes: int = 1
+            ) -> dict[str, Curves]:
+    """Every searcher on ``table`` over ``seeds``; ``processes > 1`` runs seeds in parallel."""
+    tasks = [(spec, seed) for spec in specs for seed in seeds]
+    if processes > 1:
+        import multiprocessing
+
+        _SHARED[:] = [table, objectives]  # inherited by the forked workers, not pickled
+        try:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                outputs = pool.starmap(_run_shared, [(spec, seed, budget, workers)
+                                                     for spec, seed in tasks])
+        finally:
+            _SHARED.clear()
+    else:
+        outputs = [run_curve(table, objectives, spec, seed=seed, budget=budget, workers=workers)
+                   for spec, seed in tasks]
+    curves: dict[str, Curves] = {}
+    for spec in specs:
+        mine = [out for (s, _), out in zip(tasks, outputs, strict=True) if s is spec]
+        extras: dict[str, float] = {}
+        for key in sorted({k for _, e in mine for k in e}):
+            extras[key] = float(np.mean([e[key] for _, e in mine if key in e]))
+        curves[spec.label] = Curves(curve_steps(budget), np.array([r for r, _ in mine]), extras)
+    return curves
+
+
+_SHARED: list[Any] = []
+
+
+def _run_shared(spec: SearcherSpec, seed: int, budget: int, workers: int
+                ) -> tuple[np.ndarray, dict[str, float]]:
+    table, objectives = _SHARED
+    return run_curve(table, objectives, spec, seed=seed, budget=budget, workers=workers)
+
+
+_FRONTS: dict[tuple[int, ObjectiveSet], np.ndarray] = {}
+
+
+def _true_front(table: Table, objectives: ObjectiveSet) -> np.ndarray:
+    key = (id(table), objectives)
+    if key not in _FRONTS:
+        _FRONTS[key] = table.true_front(objectives)
+    return _FRONTS[key]

@@ -6,7 +6,17 @@ Each module has ``register(commands)``, which adds its sub-parsers to the
 
 from __future__ import annotations
 
-from orchestrator.commands import jobs, measure, models, plugins, resume, search, supernet, targets
+from orchestrator.commands import (
+    bench,
+    jobs,
+    measure,
+    models,
+    plugins,
+    resume,
+    search,
+    supernet,
+    targets,
+)
 
 #: Command modules in the order ``paretonas --help`` lists them.
-COMMAND_MODULES = [search, resume, jobs, supernet, models, measure, targets, plugins]
+COMMAND_MODULES = [search, resume, jobs, supernet, models, measure, targets, bench, plugins]

@@ -9,7 +9,7 @@ from typing import Any
 from orchestrator.errors import ConfigError
 from orchestrator.searchers.base import Searcher
 from orchestrator.searchers.evolution import RegularizedEvolutionSearcher
-from orchestrator.searchers.external import NevergradSearcher, OptunaSearcher
+from orchestrator.searchers.external import NevergradSearcher, OptunaSearcher, PymooNSGA2Searcher
 from orchestrator.searchers.nsga2 import NSGA2Searcher
 from orchestrator.searchers.predictive import PredictorGuidedSearcher
 from orchestrator.searchers.random_search import RandomSearcher
@@ -23,6 +23,7 @@ SEARCHERS.register("regularized", RegularizedEvolutionSearcher)
 SEARCHERS.register("optuna", OptunaSearcher)
 SEARCHERS.register("nevergrad", NevergradSearcher)
 SEARCHERS.register("predictor", PredictorGuidedSearcher)
+SEARCHERS.register("pymoo-nsga2", PymooNSGA2Searcher)
 
 #: Constructor arguments the factory supplies itself (not user options).
 FACTORY_ARGUMENTS = ("space", "seed", "num_objectives")

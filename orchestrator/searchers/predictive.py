@@ -33,12 +33,12 @@ class PredictorGuidedSearcher(NSGA2Searcher):
 
     min_objectives: ClassVar[int] = 2
 
-    def __init__(self, *, space: SearchSpace, seed: int, population_size: int = 8,
+    def __init__(self, *, space: SearchSpace, seed: int, population_size: int = 4,
                  candidates: int = 64, random_candidates: int = 16,
                  retrain_growth: float = 0.1, mutation_rate: float | None = None) -> None:
         super().__init__(space=space, seed=seed, population_size=population_size,
-                         crossover_probability=0.5, mutation_rate=mutation_rate,
-                         archive_size=64)
+                         crossover_probability=0.0, mutation_rate=mutation_rate,
+                         archive_size=16)
         if not _is_int(candidates) or candidates < 1:
             raise ConfigError(f"candidates must be an integer >= 1, got {candidates!r}")
         if not _is_int(random_candidates) or random_candidates < 0:

@@ -98,7 +98,7 @@ def test_failures_are_accepted_and_never_proposed_again(name: str) -> None:
 
 def test_unknown_searcher_lists_known_ones() -> None:
     with pytest.raises(UnknownNameError, match="unknown searcher 'bayes'; known: nevergrad, "
-                                               "nsga2, optuna, predictor, random, regularized"):
+                                               "nsga2, optuna, predictor, pymoo-nsga2, random, regularized"):
         create_searcher("bayes", space=MLP, seed=0)
 
 
@@ -151,7 +151,7 @@ def test_nsga2_rejects_non_finite_or_inconsistent_objectives() -> None:
 
 
 def test_pending_asks_fill_the_initial_population() -> None:
-    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=4)
+    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=4, archive_size=0)
     asked = [searcher.ask() for _ in range(6)]  # no results yet: random, never stuck
     assert searcher.population == []
     for arch in asked[:3]:
@@ -161,7 +161,7 @@ def test_pending_asks_fill_the_initial_population() -> None:
 
 
 def test_population_keeps_the_best_and_the_extremes() -> None:
-    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=3)
+    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=3, archive_size=0)
     asked = [searcher.ask() for _ in range(6)]
     line = [[0.0, 1.0], [0.2, 0.8], [0.5, 0.5], [0.6, 0.4], [1.0, 0.0], [2.0, 2.0]]
     for arch, objectives in zip(asked, line, strict=True):
@@ -173,7 +173,7 @@ def test_population_keeps_the_best_and_the_extremes() -> None:
 
 
 def test_population_prefers_feasible_candidates() -> None:
-    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=4)
+    searcher = NSGA2Searcher(space=CONV, seed=0, population_size=4, archive_size=0)
     asked = [searcher.ask() for _ in range(10)]
     for i, arch in enumerate(asked):  # the infeasible ones have much better objectives
         feasible = i % 2 == 0
@@ -183,7 +183,7 @@ def test_population_prefers_feasible_candidates() -> None:
     assert len(population) == 4
     assert set(population) <= {asked[i].key for i in (0, 2, 4, 6, 8)}
 
-    sparse = NSGA2Searcher(space=CONV, seed=0, population_size=4)
+    sparse = NSGA2Searcher(space=CONV, seed=0, population_size=4, archive_size=0)
     asked = [sparse.ask() for _ in range(6)]
     violations = [0.0, 0.3, 0.0, 0.1, 0.2, 0.4]
     for arch, violation in zip(asked, violations, strict=True):
