@@ -46,6 +46,7 @@ RAY_MODULES = {
     "orchestrator/ray_session.py",
     "orchestrator/weight_sharing.py",
     "orchestrator/jobs.py",
+    "orchestrator/schedulers.py",
 }
 
 
