@@ -185,6 +185,7 @@ def save_table(table: Table, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
         json.dump(document, handle, indent=None, separators=(",", ":"))
+    os.chmod(handle.name, 0o644)  # a shared artefact, not a private temporary
     os.replace(handle.name, path)
 
 
