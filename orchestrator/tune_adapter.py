@@ -48,7 +48,7 @@ class SearcherAdapter(TuneSearcher):
         self.objectives = objectives
         self.batch_size = batch_size
         self._pending: dict[str, dict[str, Architecture]] = {}  # trial id -> key -> arch
-        self._batches: dict[str, tuple[Architecture, ...]] = {}  # trial id -> all, in order
+        self._order: dict[str, tuple[Architecture, ...]] = {}  # trial id -> all, in order
 
     @property
     def pending(self) -> dict[str, list[str]]:
@@ -59,7 +59,7 @@ class SearcherAdapter(TuneSearcher):
         archs = (self.strategy.ask_batch(self.batch_size) if self.batch_size > 1
                  else [self.strategy.ask()])
         self._pending[trial_id] = {arch.key: arch for arch in archs}
-        self._batches[trial_id] = tuple(archs)
+        self._order[trial_id] = tuple(archs)
         if self.batch_size == 1:
             return {"arch": archs[0].as_dict(), "arch_key": archs[0].key}
         return {"archs": [arch.as_dict() for arch in archs], "arch_keys": [a.key for a in archs]}
@@ -73,22 +73,22 @@ class SearcherAdapter(TuneSearcher):
             return
         fidelity = result.get(FIDELITY)
         if fidelity is not None:
-            self._tell(arch, result, fidelity=float(fidelity))
+            self._tell_result(arch, result, fidelity=float(fidelity))
             return
         if self.batch_size > 1 or ARCH_KEY in result or ARCH_INDEX in result:
             del archs[arch.key]
-            self._tell(arch, result)
+            self._tell_result(arch, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         archs = self._pending.pop(trial_id, None)
-        self._batches.pop(trial_id, None)
+        self._order.pop(trial_id, None)
         if not archs:
             return
         if self.batch_size == 1 and not error and result and self._has_objectives(result):
             (arch,) = archs.values()
-            self._tell(arch, result)
+            self._tell_result(arch, result)
             return
         reason = "trial failed" if error else "objectives missing"
         for arch in archs.values():
@@ -111,13 +111,13 @@ class SearcherAdapter(TuneSearcher):
     def get_state(self) -> dict[str, Any]:
         return {"searcher": self.strategy.state(), "batch_size": self.batch_size,
                 "pending": {trial: dict(archs) for trial, archs in self._pending.items()},
-                "batches": dict(self._batches)}
+                "order": dict(self._order)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.strategy.restore(state["searcher"])
         self.batch_size = int(state["batch_size"])
         self._pending = {trial: dict(archs) for trial, archs in state["pending"].items()}
-        self._batches = dict(state["batches"])
+        self._order = dict(state["order"])
 
     # -- internals ------------------------------------------------------------------------
     def _has_objectives(self, result: dict[str, Any]) -> bool:
@@ -129,11 +129,11 @@ class SearcherAdapter(TuneSearcher):
         if ARCH_KEY in result:
             return archs.get(str(result[ARCH_KEY]))
         if ARCH_INDEX in result:
-            index, batch = int(result[ARCH_INDEX]), self._batches.get(trial_id, ())
+            index, batch = int(result[ARCH_INDEX]), self._order.get(trial_id, ())
             return archs.get(batch[index].key) if 0 <= index < len(batch) else None
         return next(iter(archs.values())) if len(archs) == 1 else None
 
-    def _tell(self, arch: Architecture, result: dict[str, Any], fidelity: float | None = None
+    def _tell_result(self, arch: Architecture, result: dict[str, Any], fidelity: float | None = None
               ) -> None:
         self.strategy.tell(arch, objectives=self.objectives.vector(result),
                            violation=self.objectives.violation(result), fidelity=fidelity)
