@@ -292,7 +292,7 @@ class SearchConfig(Section):
         try:
             check_searcher_options(self.searcher.name, self.searcher.options, len(self.objectives))
         except ParetonasError as error:
-            raise ValueError(f"searcher: {error}") from None
+            raise ValueError(f"searcher.options: {error}") from None
         return self
 
     def objective_set(self) -> ObjectiveSet:

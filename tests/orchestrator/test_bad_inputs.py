@@ -202,7 +202,8 @@ CASES = [
     Case("mixed-core-signs", _set("targets.0.cores", [0, -1]),
          ("cores must be all >= 0 or all negative",)),
     Case("unknown-searcher", _set("searcher.name", "bayes"),
-         ("unknown searcher 'bayes'", "known: nsga2, random")),
+         ("unknown searcher 'bayes'", "known: nevergrad, nsga2, optuna, predictor, pymoo-nsga2, "
+                                      "random, regularized")),
     Case("unknown-dataset", _set("dataset.name", "imagenet"),
          ("unknown dataset 'imagenet'", "known: digits")),
     Case("unknown-space", _space("resnet"), ("unknown search space 'resnet'",
