@@ -122,7 +122,8 @@ def test_space_module_in_the_current_directory(tmp_path: Path) -> None:
     snippet = re.search(r"# or\n(plugins: .*?\nspace: .*?)\n", README, flags=re.S)
     assert snippet is not None, "README lost its plugins: example"
     (folder / "by_name.yaml").write_text(yaml.safe_dump({
-        **_config(tmp_path, space={}, seed=seed, candidates=2), **yaml.safe_load(snippet.group(1))}))
+        **_config(tmp_path, space={}, seed=seed, candidates=2), **yaml.safe_load(snippet.group(1)),
+        "name": "custom-by-name"}))  # a second search: its own experiment directory
     result = _paretonas(folder, "run", "by_name.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[2/2]" in result.stdout and "Pareto front (" in result.stdout
