@@ -8,18 +8,17 @@ parent mutated. Ranking touches only the population, so the cost per call is con
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 from orchestrator.errors import ConfigError
-from orchestrator.searchers.base import Searcher
-from orchestrator.searchers.nsga2 import BREED_RETRIES, _is_int, _is_real
+from orchestrator.searchers.nsga2 import _is_int, _is_real
 from orchestrator.searchers.population import Member, Population
 from orchestrator.searchers.random_search import sample_unseen
+from orchestrator.searchers.steady_state import BREED_RETRIES, SteadyStateSearcher
 from search_spaces import Architecture, SearchSpace
 
 
-class RegularizedEvolutionSearcher(Searcher):
+class RegularizedEvolutionSearcher(SteadyStateSearcher):
     """Aging evolution: tournament of ``sample_size`` by (rank, crowding), mutate, oldest dies."""
 
     min_objectives: ClassVar[int] = 1
@@ -33,41 +32,10 @@ class RegularizedEvolutionSearcher(Searcher):
                               f"({population_size}), got {sample_size!r}")
         if mutation_rate is not None and (not _is_real(mutation_rate) or not 0 < mutation_rate <= 1):
             raise ConfigError(f"mutation_rate must be null or a number in (0, 1], got {mutation_rate!r}")
-        super().__init__(space=space, seed=seed)
-        self.population_size = int(population_size)
+        super().__init__(space=space, seed=seed, population_size=int(population_size),
+                         population=Population(int(population_size), eviction="oldest"))
         self.sample_size = int(sample_size)
         self.mutation_rate = None if mutation_rate is None else float(mutation_rate)
-        self._proposed: set[str] = set()
-        self._pending: set[str] = set()
-        self._told = 0
-        self._population = Population(self.population_size, eviction="oldest")
-
-    @property
-    def population(self) -> list[tuple[Architecture, tuple[float, ...]]]:
-        return [(member.arch, member.objectives) for member in self._population.members]
-
-    def ask(self) -> Architecture:
-        if self._told + len(self._pending) < self.population_size or not len(self._population):
-            arch = sample_unseen(self.space, self.rng, self._proposed) or self.space.sample(self.rng)
-        else:
-            arch = self._breed(self._population.members)
-        self._proposed.add(arch.key)
-        self._pending.add(arch.key)
-        return arch
-
-    def tell(self, arch: Architecture, *, objectives: Sequence[float], violation: float = 0.0,
-             fidelity: float | None = None) -> None:
-        values = self._checked(arch, objectives, violation)
-        if fidelity is None:
-            self._pending.discard(arch.key)
-            self._told += 1
-        self._proposed.add(arch.key)
-        self._population.add(arch, values, violation)
-
-    def tell_failure(self, arch: Architecture, reason: str) -> None:
-        self._pending.discard(arch.key)
-        self._proposed.add(arch.key)
-        self._population.remove(arch.key)
 
     def _breed(self, members: list[Member]) -> Architecture:
         child = members[0].arch

@@ -10,21 +10,17 @@ architectures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import ClassVar
 
 from orchestrator.errors import ConfigError
-from orchestrator.searchers.base import Searcher
 from orchestrator.searchers.population import Member, Population
 from orchestrator.searchers.random_search import sample_unseen
+from orchestrator.searchers.steady_state import BREED_RETRIES, SteadyStateSearcher
 from search_spaces import Architecture, SearchSpace
 
-#: Children bred before giving up on finding one whose key was never proposed.
-BREED_RETRIES = 32
 
-
-class NSGA2Searcher(Searcher):
+class NSGA2Searcher(SteadyStateSearcher):
     """NSGA-II over a space's ``crossover`` and ``mutate``; all objectives minimised.
 
     ``population_size`` results form the population; parents win ``tournament_size``
@@ -65,56 +61,15 @@ class NSGA2Searcher(Searcher):
             )
         if not _is_int(archive_size) or archive_size < 0:
             raise ConfigError(f"archive_size must be an integer >= 0, got {archive_size!r}")
-        super().__init__(space=space, seed=seed)
+        super().__init__(space=space, seed=seed, population_size=int(population_size),
+                         population=Population(int(population_size), eviction="worst",
+                                               archive=int(archive_size)))
         self.archive_size = int(archive_size)
-        self.population_size = int(population_size)
         self.crossover_probability = float(crossover_probability)
         self.mutation_rate = None if mutation_rate is None else float(mutation_rate)
         self.tournament_size = int(tournament_size)
-        self._proposed: set[str] = set()
-        self._pending: set[str] = set()
-        self._told = 0
-        self._population = Population(self.population_size, eviction="worst",
-                                      archive=self.archive_size)
-
-    @property
-    def population(self) -> list[tuple[Architecture, tuple[float, ...]]]:
-        """The current population, best (rank, crowding) first."""
-        return [(member.arch, member.objectives) for member in self._population.members]
-
-    @property
-    def pending(self) -> set[str]:
-        """Keys proposed and not yet told."""
-        return set(self._pending)
-
-    def ask(self) -> Architecture:
-        if self._told + len(self._pending) < self.population_size or not len(self._population):
-            arch = self._random()
-        else:
-            arch = self._breed(self._population.members)
-        self._proposed.add(arch.key)
-        self._pending.add(arch.key)
-        return arch
-
-    def tell(self, arch: Architecture, *, objectives: Sequence[float], violation: float = 0.0,
-             fidelity: float | None = None) -> None:
-        values = self._checked(arch, objectives, violation)
-        if fidelity is None:
-            self._pending.discard(arch.key)
-            self._told += 1
-        self._proposed.add(arch.key)
-        self._population.add(arch, values, violation)
-
-    def tell_failure(self, arch: Architecture, reason: str) -> None:
-        """``arch`` never joins the population and is not proposed again."""
-        self._pending.discard(arch.key)
-        self._proposed.add(arch.key)
-        self._population.remove(arch.key)
 
     # -- internals ----------------------------------------------------------------------
-    def _random(self) -> Architecture:
-        return sample_unseen(self.space, self.rng, self._proposed) or self.space.sample(self.rng)
-
     def _tournament(self, population: list[Member]) -> Member:
         entrants = self.rng.choice(len(population), size=self.tournament_size,
                                    replace=len(population) < self.tournament_size)
