@@ -26,7 +26,7 @@ from search_spaces import create_space
 from tests.conftest import ROOT, TINY_CONFIG
 from tests.orchestrator.ray_head import session_members
 
-BUDGET = 4
+BUDGET = 6
 
 
 def _config(tmp_path: Path) -> dict[str, Any]:
@@ -37,6 +37,9 @@ def _config(tmp_path: Path) -> dict[str, Any]:
     # kill must still be there after the resume.
     config["searcher"] = {"name": "nsga2", "options": {"population_size": BUDGET}}
     config["budget"] = {"candidates": BUDGET}
+    # Each measurement takes at least half a second, so the search is still running when the
+    # test sees two results in Tune's saved state (saved every 2 s), however fast the machine.
+    config["timing"] = {**config["timing"], "min_seconds": 0.5}
     config["tracking"] = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "resume"}
     config["output_dir"] = str(tmp_path / "results")
     return config
@@ -89,7 +92,7 @@ def test_killed_search_resumes_without_repeats(tmp_path: Path,
         while driver.poll() is None and time.monotonic() < deadline:
             if len(_searcher_population(config, experiment)) >= 2:
                 break
-            time.sleep(0.5)
+            time.sleep(0.1)
     finally:
         driver.send_signal(signal.SIGKILL)  # the driver dies as in a crash ...
         driver.wait()
