@@ -31,6 +31,7 @@ from torch import nn
 from evaluators.data import Dataset
 from evaluators.errors import CheckpointError, SettingsError, TrainingError, TrainingInterrupted
 from evaluators.export import count_parameters
+from evaluators.settings import check_integers
 from search_spaces import Architecture
 from search_spaces.elastic import ElasticSpace, Supernet
 
@@ -55,12 +56,8 @@ class SupernetSettings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 1), ("batch_size", 2), ("random_subnets", 0),
-                            ("checkpoint_every", 1), ("log_every", 1), ("seed", 0), ("threads", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise SettingsError(f"SupernetSettings.{name} must be an integer >= {least}, "
-                                    f"got {value!r}")
+        check_integers(self, {"steps": 1, "batch_size": 2, "random_subnets": 0, "checkpoint_every": 1,
+                              "log_every": 1, "seed": 0, "threads": 1})
         for name in ("learning_rate", "distill_temperature", "weight_decay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value < math.inf or (
@@ -278,11 +275,8 @@ class SubnetEvalSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("calibration_batches", "calibration_batch_size", "eval_samples", "threads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise SettingsError(f"SubnetEvalSettings.{name} must be an integer >= 1, "
-                                    f"got {value!r}")
+        check_integers(self, dict.fromkeys(
+            ("calibration_batches", "calibration_batch_size", "eval_samples", "threads"), 1))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import numpy as np
 
 from evaluators.backends.base import CompiledModel
 from evaluators.errors import SettingsError
+from evaluators.settings import check_integers
 
 StopReason = Literal["precision", "time_cap", "max_runs"]
 
@@ -64,12 +65,8 @@ class TimingSettings:
     calls_per_sample: int = 1
 
     def __post_init__(self) -> None:
-        for name, least in (("warmup_runs", 0), ("min_runs", 1), ("max_runs", 1),
-                            ("round_warmup_runs", 0), ("calls_per_sample", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise SettingsError(f"TimingSettings.{name} must be an integer >= {least}, "
-                                    f"got {value!r}")
+        check_integers(self, {"warmup_runs": 0, "min_runs": 1, "max_runs": 1, "round_warmup_runs": 0,
+                              "calls_per_sample": 1})
         if self.max_runs < self.min_runs:
             raise SettingsError(f"TimingSettings.max_runs ({self.max_runs}) must be >= "
                                 f"min_runs ({self.min_runs})")

@@ -11,6 +11,7 @@ from torch import nn
 
 from evaluators.data import Dataset
 from evaluators.errors import SettingsError, TrainingError
+from evaluators.settings import check_integers
 
 _EVAL_BATCH_SIZE = 1024
 
@@ -27,11 +28,7 @@ class TrainingSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name, least in (("epochs", 1), ("batch_size", 1), ("threads", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise SettingsError(f"TrainingSettings.{name} must be an integer >= {least}, "
-                                    f"got {value!r}")
+        check_integers(self, {"epochs": 1, "batch_size": 1, "threads": 1, "seed": 0})
         for name, positive in (("learning_rate", True), ("weight_decay", False)):
             value = getattr(self, name)
             if (not isinstance(value, int | float) or isinstance(value, bool)
