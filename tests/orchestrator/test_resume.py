@@ -98,8 +98,10 @@ def test_killed_search_resumes_without_repeats(tmp_path: Path,
         driver.wait()
         for pid in session_members(driver.pid):  # ... and the Ray it had started goes too
             os.kill(pid, signal.SIGKILL)
+    # MLflow is written asynchronously: the kill may land before the newest finished candidates
+    # reach it. They are in the journal, and the resume below must write them.
     parents, before = _runs(uri)
-    assert 2 <= len(before) < BUDGET, (tmp_path / "driver.log").read_text()[-3000:]
+    assert len(before) < BUDGET, (tmp_path / "driver.log").read_text()[-3000:]
     population_before = _searcher_population(config, experiment)
     assert len(population_before) >= 2
 
