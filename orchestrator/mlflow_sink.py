@@ -85,8 +85,13 @@ class MlflowSink:
         """Write ``entries`` in order; yield the sequence numbers done after each group.
 
         Consecutive front updates of one search form a group: every step's search
-        metrics are logged, the tags follow the last one.
+        metrics are logged, the tags follow the last one. A front that a later front or
+        finish entry of the same search in ``entries`` supersedes is not tagged at all, so a
+        writer that has fallen behind logs the models of the current front only, not those of
+        every candidate that passed through it on the way.
         """
+        last_front = {e["search_id"]: i for i, e in enumerate(entries)
+                      if e["kind"] in ("front", "finish")}
         index = 0
         while index < len(entries):
             entry = entries[index]
@@ -99,7 +104,7 @@ class MlflowSink:
             for item in group:
                 self.observe(item)
             if entry["kind"] == "front":
-                self._front(group)
+                self._front(group, tag=last_front[entry["search_id"]] < index + len(group))
             else:
                 getattr(self, f"_{entry['kind']}")(entry)
             index += len(group)
@@ -164,7 +169,7 @@ class MlflowSink:
         self.client.set_terminated(run_id, "FINISHED" if entry["status"] == "completed" else "FAILED",
                                    end_time=stamp)
 
-    def _front(self, group: Sequence[Entry]) -> None:
+    def _front(self, group: Sequence[Entry], *, tag: bool) -> None:
         from mlflow.entities import Metric
 
         search_id = group[0]["search_id"]
@@ -175,7 +180,8 @@ class MlflowSink:
             for name in ("front_size", "hypervolume", "candidates", "failed", "feasible"):
                 metrics.append(Metric(name, float(entry[name]), stamp, entry["step"]))
         self.client.log_batch(parent, metrics=metrics)
-        self._tag_front(search_id, group[-1]["front"])
+        if tag:
+            self._tag_front(search_id, group[-1]["front"])
 
     def _finish(self, entry: Entry) -> None:
         from mlflow.entities import Metric

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -134,6 +135,31 @@ def test_replay_and_resume_write_nothing_twice(tracked_sqlite: TrackedSearch) ->
     assert sorted(children) == ["t0", "t1", "t10", "t2", "t3", "t9"]
     assert all(len(runs) == 1 for runs in children.values())
     assert client.get_run(tracked_sqlite.parent_run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_late_replay_logs_only_the_current_fronts_models(tracked_sqlite: TrackedSearch,
+                                                           tmp_path: Path) -> None:
+    # The whole journal replayed at once (a writer far behind, or `paretonas sync` after an
+    # outage) into a fresh store: t0 was on the front only at step 1, so it gets no model.
+    copy = tmp_path / "results"
+    shutil.copytree(tracked_sqlite.output_dir, copy)
+    journal = copy / "tracking-journal.jsonl"
+    journal.write_text("".join(line + "\n" for line in journal.read_text().splitlines()
+                               if json.loads(line)["kind"] not in ("synced", "rejected")))
+    uri = f"sqlite:///{tmp_path / 'replayed.db'}"
+    assert sync(copy, uri=uri) > 5
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tracked")
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string="tags.`paretonas.kind` = 'candidate'")
+    tags = {r.data.tags["paretonas.trial_id"]: r.data.tags for r in runs}
+    assert {t for t, tag in tags.items() if tag[FRONT_TAG] == "true"} == {"t1", "t3"}
+    models = client.search_logged_models([experiment.experiment_id])
+    assert sorted(m.tags["paretonas.trial_id"] for m in models) == ["t1", "t3"]
+    parent = client.search_runs([experiment.experiment_id],
+                                filter_string="tags.`paretonas.kind` = 'search'")[0]
+    assert len(client.get_metric_history(parent.info.run_id, "front_size")) == 5
 
 
 def test_server_down_at_start_is_one_clear_error(tmp_path: Path) -> None:
