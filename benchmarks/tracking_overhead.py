@@ -28,7 +28,7 @@ from rich.table import Table
 
 from evaluators.export import export_onnx
 from orchestrator.config import parse_config
-from orchestrator.front import summarise_front
+from orchestrator.front import FrontArchive
 from orchestrator.records import TrialRecord
 from orchestrator.tracking import MlflowTracker
 from search_spaces import Architecture
@@ -58,6 +58,7 @@ def main() -> None:
         tracker.start_search(config)
         start_s = time.perf_counter() - started
         records: list[TrialRecord] = []
+        archive = FrontArchive(config.objective_set())
         calls, fronts = [], []
         for index in range(args.candidates):
             latency = float(rng.uniform(0.02, 0.2))
@@ -69,18 +70,19 @@ def main() -> None:
                 wall_seconds=1.0, started_at=time.time(), onnx_path=str(onnx))
             records.append(record)
             tick = time.perf_counter()
-            summary = summarise_front(records, config.objective_set())
+            archive.add(record)  # as the driver keeps its front
+            summary = archive.summary()
             fronts.append(time.perf_counter() - tick)
             tick = time.perf_counter()
             tracker.log_trial(record)
             tracker.update_front(summary)
             calls.append(time.perf_counter() - tick)
         loop_done = time.perf_counter()
-        tracker.finish_search(records, summarise_front(records, config.objective_set()))
+        tracker.finish_search(records, archive.summary())
         finish_s = time.perf_counter() - loop_done
         tracker.end_search("FINISHED")
         drain_s = time.perf_counter() - loop_done
-        front_size = len(summarise_front(records, config.objective_set()).front)
+        front_size = len(archive.front)
 
     tenth = max(args.candidates // 10, 1)
     results = {

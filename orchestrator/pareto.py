@@ -107,10 +107,12 @@ def crowding_distance(points: ArrayLike) -> np.ndarray:
 def hypervolume(points: ArrayLike, reference: ArrayLike) -> float:
     """Exact volume dominated by ``points`` and bounded by ``reference``.
 
-    Points not strictly better than ``reference`` in every objective add nothing. Uses
-    a sweep for 2 objectives, a grid sum for 3 and a dimension-reducing WFG recursion
-    above; a few hundred points in up to 5 objectives take at most seconds.
+    Points not strictly better than ``reference`` in every objective add nothing. Computed
+    by moocore's compiled algorithms: 400 points in 4 objectives take about half a
+    millisecond, so a driver can afford it after every candidate.
     """
+    import moocore
+
     values = _points(points)
     ref = _vector(reference, "reference")
     if values.shape[1] != ref.size:
@@ -120,54 +122,10 @@ def hypervolume(points: ArrayLike, reference: ArrayLike) -> float:
     inside = values[np.all(values < ref, axis=1)]
     if not len(inside):
         return 0.0
-    return float(_volume(_non_dominated(inside), ref))
+    return float(moocore.hypervolume(inside, ref=ref))
 
 
 # -- internals ---------------------------------------------------------------------------
-
-
-def _volume(values: np.ndarray, ref: np.ndarray) -> float:
-    """Volume of the non-dominated, distinct ``values``, all strictly inside ``ref``."""
-    m = values.shape[1]
-    if m == 1:
-        return float(ref[0] - values[:, 0].min())
-    if m == 2:
-        return _volume_2d(values, ref)
-    if m == 3:
-        return _volume_3d(values, ref)
-    # WFG: each point's box minus what the later points cover inside it. Taking the worst
-    # last objective first makes the later points, limited to the box, share its last
-    # coordinate, so the overlap is a (m-1)-dimensional volume times a height.
-    values = values[np.argsort(-values[:, -1], kind="stable")]
-    total = 0.0
-    for i, point in enumerate(values):
-        total += float(np.prod(ref - point))
-        if i + 1 < len(values):
-            limited = _non_dominated(np.maximum(values[i + 1:, :-1], point[:-1]))
-            total -= float(ref[-1] - point[-1]) * _volume(limited, ref[:-1])
-    return total
-
-
-def _volume_2d(values: np.ndarray, ref: np.ndarray) -> float:
-    values = values[np.argsort(values[:, 0], kind="stable")]  # y then strictly decreases
-    x, y = values[:, 0], values[:, 1]
-    return float(np.sum((ref[0] - x) * (np.concatenate(([ref[1]], y[:-1])) - y)))
-
-
-def _volume_3d(values: np.ndarray, ref: np.ndarray) -> float:
-    """Sum over the (x, y) grid cells of the height covered above each cell."""
-    n = len(values)
-    x_order = np.argsort(values[:, 0], kind="stable")
-    y_order = np.argsort(values[:, 1], kind="stable")
-    x_rank, y_rank = np.empty(n, dtype=int), np.empty(n, dtype=int)
-    x_rank[x_order], y_rank[y_order] = np.arange(n), np.arange(n)
-    height = np.zeros((n, n))
-    height[x_rank, y_rank] = ref[2] - values[:, 2]
-    height = np.maximum.accumulate(np.maximum.accumulate(height, axis=0), axis=1)
-    x, y = values[x_order, 0], values[y_order, 1]
-    width = np.concatenate((x[1:], ref[:1])) - x
-    depth = np.concatenate((y[1:], ref[1:2])) - y
-    return float(width @ height @ depth)
 
 
 def _front_mask(values: np.ndarray) -> np.ndarray:
@@ -184,12 +142,6 @@ def _front_mask(values: np.ndarray) -> np.ndarray:
         mask[index] = True
         front = np.vstack((front, point))
     return mask
-
-
-def _non_dominated(values: np.ndarray) -> np.ndarray:
-    """The non-dominated rows of ``values``, duplicates kept once."""
-    values = np.unique(values, axis=0)
-    return values[~_dominance(values).any(axis=0)]
 
 
 def _dominance(values: np.ndarray) -> np.ndarray:
