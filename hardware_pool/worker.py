@@ -16,6 +16,7 @@ from pathlib import Path
 
 from evaluators.accuracy import EvaluationSet
 from evaluators.backends.base import BackendOptions
+from evaluators.backends.torch_backend import program_path
 from evaluators.benchmark import MeasureJob, Measurement, measure_interleaved
 from evaluators.data import load_dataset
 from evaluators.quantize import with_calibration
@@ -42,6 +43,8 @@ class MeasureRequest:
     dataset: str | None = None
     seed: int = 0
     evaluate: bool = False
+    #: the candidate's ``torch.export`` program, for backends that time PyTorch itself
+    torch_program: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ class DeviceWorker:
             with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
                 path = Path(tmp) / f"{_safe(request.candidate)}.onnx"
                 path.write_bytes(request.onnx_model)
+                if request.torch_program is not None:
+                    program_path(path).write_bytes(request.torch_program)
                 prepared = [(target, *self._data_options(target, request)) for target in targets]
                 # one evaluation set per call: targets that want one are timed apart
                 for wants in (False, True):

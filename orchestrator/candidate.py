@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from evaluators.backends.torch_backend import save_torch_program
 from evaluators.data import load_dataset
 from evaluators.export import count_parameters, export_onnx
 from evaluators.training import TrainingSettings, train_and_evaluate
@@ -52,6 +53,8 @@ class CandidateJob:
     opset: int = 17
     #: measure every target's compiled accuracy (``accuracy@<target>``; int8 always is)
     evaluate_on_targets: bool = False
+    #: also export the ``torch.export`` program (a ``torch-eager``/``torch-compile`` target)
+    torch_program: bool = False
 
 
 def evaluate_candidate(
@@ -86,9 +89,13 @@ def evaluate_candidate(
         model, example_input=space.example_input(1), path=onnx_path, candidate=arch.key,
         opset=job.opset,
     ))
+    program = None
+    if job.torch_program:
+        program = stage("export", lambda: save_torch_program(
+            model, example_input=space.example_input(1), onnx_path=onnx_path)).read_bytes()
     request = MeasureRequest(arch.key, onnx_path.read_bytes(), job.input_spec.shape,
                              dataset=job.dataset, seed=job.training.seed,
-                             evaluate=job.evaluate_on_targets)
+                             evaluate=job.evaluate_on_targets, torch_program=program)
     measurements = stage("measure", lambda: job.pool.measure_all(request))
 
     metrics: dict[str, float] = {

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from evaluators.backends import get_backend
 from hardware_pool.pool import HardwarePool
 from orchestrator.candidate import (
     CandidateJob,
@@ -162,6 +163,8 @@ def run_search(
                 reserved_cores=pool.reserved_cores(),
                 evaluate_on_targets=any(m.startswith("accuracy@") for m in
                                         [*config.objectives, *config.constraints]),
+                torch_program=any(get_backend(t.backend).needs_torch_program
+                                  for t in config.targets),
             )
             trainable = tune.with_resources(tune.with_parameters(_run_trial, job=job),
                                             config.budget.trial_resource_request())

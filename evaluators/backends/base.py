@@ -105,6 +105,9 @@ class Backend(ABC):
     #: The runtime's Python SDK (imported lazily) and how to install it.
     sdk_module: str
     install_hint: str
+    #: Compiles the PyTorch program (``<stem>.pt2``, see ``torch_backend``) rather than the
+    #: ONNX graph: a search then exports that program too and sends it with the ONNX file.
+    needs_torch_program: bool = False
 
     def load_sdk(self, options: BackendOptions) -> tuple[ModuleType | None, str | None]:
         """``(sdk, None)`` if ``options`` are supported and the SDK imports, else ``(None, why)``."""

@@ -109,6 +109,7 @@ class TorchBackend(Backend):
     precisions = ("fp32",)
     sdk_module = "torch"
     install_hint = "`pip install torch`"
+    needs_torch_program = True
 
     def __init__(self, *, name: str, use_compile: bool) -> None:
         if not isinstance(name, str) or not name:

@@ -82,6 +82,7 @@ def model_request(path: Path, *, sample_shape: tuple[int, ...] | None = None) ->
     """A request for an ONNX file; its sample shape comes from the model's first input."""
     import onnx
 
+    from evaluators.backends.torch_backend import program_path
     from hardware_pool.worker import MeasureRequest
 
     try:
@@ -104,7 +105,9 @@ def model_request(path: Path, *, sample_shape: tuple[int, ...] | None = None) ->
                               f"sample shape; pass --input-shape C,H,W")
         sample_shape = tuple(dims)
     digest = hashlib.sha256(data).hexdigest()[:12]
-    return MeasureRequest(f"{path.stem}-{digest}", data, sample_shape)
+    program = program_path(path)  # the PyTorch program beside it, for torch-* targets
+    return MeasureRequest(f"{path.stem}-{digest}", data, sample_shape,
+                          torch_program=program.read_bytes() if program.is_file() else None)
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ import torch
 import yaml
 from torch import nn
 
+from evaluators.backends.torch_backend import save_torch_program
 from evaluators.errors import CompileError
 from evaluators.export import export_onnx
 from evaluators.timing import TimingSettings
@@ -220,20 +221,24 @@ def test_two_pools_on_one_core_take_turns(ray_session: None, onnx_bytes: bytes) 
 
 
 def test_measure_command_times_onnx_files_on_the_config_targets(
-    ray_session: None, onnx_bytes: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     from orchestrator.cli import main
 
     models = [tmp_path / "a.onnx", tmp_path / "b.onnx"]
-    for model in models:
-        model.write_bytes(onnx_bytes)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    for model in models:  # each with its PyTorch program beside it, for the torch target
+        export_onnx(module, example_input=torch.randn(1, 1, 8, 8), path=model, candidate="m")
+        save_torch_program(module, example_input=torch.randn(1, 1, 8, 8), onnx_path=model)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({**TINY_CONFIG, "targets": [
-        {"name": "cpu-ort", "backend": "onnxruntime", "cores": [-1]}]}))
+        {"name": "cpu-ort", "backend": "onnxruntime", "cores": [-1]},
+        {"name": "cpu-torch", "backend": "torch-eager", "cores": [-1]}]}))
     assert main(["measure", *map(str, models), "--config", str(config), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(row["model"], row["target"]) for row in rows] == [
-        (str(models[0]), "cpu-ort"), (str(models[1]), "cpu-ort")]
+        (str(models[0]), "cpu-ort"), (str(models[0]), "cpu-torch"),
+        (str(models[1]), "cpu-ort"), (str(models[1]), "cpu-torch")]
     assert all(row["median_ms"] > 0 and row["provenance"]["cores"] == [LAST] for row in rows)
     assert main(["measure", str(tmp_path / "missing.onnx"), "--config", str(config)]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -54,6 +54,8 @@ def _children(config: Any, run_id: str) -> list[Any]:
 
 
 def test_search_end_to_end(tiny_config: dict[str, Any]) -> None:
+    # torch eager as a third runtime: the candidate exports its PyTorch program as well
+    tiny_config["targets"].append({"name": "cpu-torch", "backend": "torch-eager", "cores": [-1]})
     config = parse_config(tiny_config)
     updates: list[Progress] = []
     tracker = MlflowTracker(uri=config.tracking.uri, experiment=config.tracking.experiment)
@@ -66,6 +68,7 @@ def test_search_end_to_end(tiny_config: dict[str, Any]) -> None:
         assert 0.0 < record.metrics["accuracy"] <= 1.0
         assert record.metrics["latency_ms@cpu-ort"] > 0
         assert record.metrics["latency_ms@cpu-openvino"] > 0
+        assert record.metrics["latency_ms@cpu-torch"] > 0
         assert record.metrics["runs@cpu-ort"] >= 5
         assert record.metrics["params"] > 0
     assert 1 <= len(result.summary.front) <= 4 and result.summary.hypervolume > 0
