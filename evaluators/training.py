@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -48,13 +49,15 @@ class TrainingResult:
 
 
 def train_and_evaluate(
-    model: nn.Module, dataset: Dataset, settings: TrainingSettings
+    model: nn.Module, dataset: Dataset, settings: TrainingSettings, *,
+    after_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place on ``dataset``'s train split, then score its test split.
 
     Deterministic on CPU: the same initial weights and ``settings.seed`` give the same
     result. A trailing batch of one sample is skipped (batch norm cannot train on it).
-    The model is left in eval mode.
+    ``after_epoch(epoch, mean_loss)`` runs after each epoch (it may evaluate the model;
+    training goes on in train mode). The model is left in eval mode.
     """
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -62,7 +65,7 @@ def train_and_evaluate(
         torch.manual_seed(settings.seed)
         train_x, train_y = torch.tensor(dataset.train_x), torch.tensor(dataset.train_y)
         start = time.perf_counter()
-        loss = _train(model, train_x, train_y, settings)
+        loss = _train(model, train_x, train_y, settings, after_epoch)
         train_seconds = time.perf_counter() - start
         accuracy = _accuracy(model, torch.tensor(dataset.test_x), torch.tensor(dataset.test_y))
     finally:
@@ -72,8 +75,13 @@ def train_and_evaluate(
                           epochs=settings.epochs)
 
 
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainingSettings
-           ) -> float:
+def held_out_accuracy(model: nn.Module, dataset: Dataset) -> float:
+    """Accuracy of ``model`` on ``dataset``'s test split (puts it in eval mode)."""
+    return _accuracy(model, torch.tensor(dataset.test_x), torch.tensor(dataset.test_y))
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainingSettings,
+           after_epoch: Callable[[int, float], None] | None = None) -> float:
     """Run the epochs; return the last epoch's mean training loss."""
     if not any(parameter.requires_grad for parameter in model.parameters()):
         raise TrainingError("the model has no trainable parameters")
@@ -103,6 +111,9 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Trainin
             total += value * len(batch)
             seen += len(batch)
         mean_loss = total / seen if seen else math.nan
+        if after_epoch is not None:
+            after_epoch(epoch, mean_loss)
+            model.train()
     return mean_loss
 
 

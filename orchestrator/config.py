@@ -186,6 +186,28 @@ class BudgetConfig(Section):
         return {"cpu": self.trial_cpus, "gpu": self.trial_gpus, **self.trial_resources}
 
 
+class SchedulerConfig(Section):
+    """How long each from-scratch candidate trains: ``fifo`` trains every one for
+    ``training.epochs``; ``pareto-halving`` stops a candidate at a rung (``min_epochs``,
+    ``min_epochs * reduction_factor``, ...) unless it is in the best
+    ``1 / reduction_factor`` by non-dominated rank of the candidates that reached that rung,
+    on every objective: its latencies are measured at the first rung."""
+
+    name: Literal["fifo", "pareto-halving"] = "fifo"
+    min_epochs: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+
+    def rungs(self, epochs: int) -> tuple[int, ...]:
+        """The epochs after which a candidate may be stopped (none for ``fifo``)."""
+        if self.name == "fifo":
+            return ()
+        rungs, rung = [], self.min_epochs
+        while rung < epochs:
+            rungs.append(rung)
+            rung *= self.reduction_factor
+        return tuple(rungs)
+
+
 class RayConfig(Section):
     address: str | None = Field(None, description="None: start Ray in-process; 'auto' or ray://...")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all)")
@@ -254,6 +276,7 @@ class SearchConfig(Section):
     objectives: dict[str, Literal["min", "max"]] = Field(min_length=1)
     constraints: dict[str, BoundConfig] = Field(default_factory=dict)
     searcher: SearcherConfig = SearcherConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
     budget: BudgetConfig = BudgetConfig()
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
@@ -293,7 +316,24 @@ class SearchConfig(Section):
             check_searcher_options(self.searcher.name, self.searcher.options, len(self.objectives))
         except ParetonasError as error:
             raise ValueError(f"searcher.options: {error}") from None
+        self._check_scheduler()
         return self
+
+    def _check_scheduler(self) -> None:
+        if self.scheduler.name == "fifo":
+            return
+        if self.mode != "from_scratch":
+            raise ValueError(f"scheduler: {self.scheduler.name} stops from-scratch training "
+                             f"early; mode: {self.mode} trains no candidate (use fifo)")
+        if self.scheduler.min_epochs >= self.training.epochs:
+            raise ValueError(f"scheduler.min_epochs: {self.scheduler.min_epochs} leaves no "
+                             f"rung before training.epochs {self.training.epochs}; lower it "
+                             f"or train longer")
+        on_targets = [m for m in [*self.objectives, *self.constraints] if m.startswith("accuracy@")]
+        if on_targets:
+            raise ValueError(f"scheduler: {self.scheduler.name} measures latency at the first "
+                             f"rung, before the final weights exist, so {on_targets[0]} (the "
+                             f"compiled model's accuracy) cannot be used with it; use fifo")
 
     def objective_set(self) -> ObjectiveSet:
         return ObjectiveSet(

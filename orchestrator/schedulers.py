@@ -12,7 +12,7 @@ Ray Tune as a ``TrialScheduler``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +37,9 @@ class ParetoHalving:
 
     def __init__(self, *, objectives: ObjectiveSet, max_fidelity: float,
                  min_fidelity: float = 1, reduction_factor: float = 3,
-                 fidelity_key: str = "training_iteration") -> None:
+                 fidelity_key: str = "training_iteration",
+                 rungs: Sequence[float] | None = None) -> None:
+        """``rungs``: the fidelities to decide at, when they are not the geometric series."""
         if not min_fidelity > 0 or not max_fidelity >= min_fidelity:
             raise ConfigError(f"need 0 < min_fidelity <= max_fidelity, got {min_fidelity} and "
                               f"{max_fidelity}")
@@ -49,6 +51,8 @@ class ParetoHalving:
         count = int(math.floor(math.log(max_fidelity / min_fidelity, reduction_factor) + 1e-9))
         self.rungs = [_Rung(min_fidelity * reduction_factor**k) for k in range(count)
                       if min_fidelity * reduction_factor**k < max_fidelity]
+        if rungs is not None:
+            self.rungs = [_Rung(float(rung)) for rung in rungs]
 
     def decide(self, trial_id: str, result: Mapping[str, Any]) -> Decision:
         fidelity = result.get(self.fidelity_key)

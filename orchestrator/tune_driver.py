@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.schedulers import TrialScheduler
 
 from evaluators.backends import get_backend
 from hardware_pool.pool import HardwarePool
@@ -32,9 +33,10 @@ from orchestrator.front import FrontArchive, FrontSummary, summarise_front
 from orchestrator.preflight import Preflight, preflight
 from orchestrator.ray_session import environment, ray_session
 from orchestrator.records import TrialRecord
+from orchestrator.schedulers import ParetoHalving, ParetoHalvingScheduler
 from orchestrator.tracking import Tracker, check_cluster_tracking
 from orchestrator.trial_events import RecordingCallback, candidate_metrics
-from orchestrator.tune_adapter import SearcherAdapter
+from orchestrator.tune_adapter import FIDELITY, SearcherAdapter
 from search_spaces import Architecture, InputSpec, SearchSpace, create_space
 
 #: Seconds between saves of Tune's experiment state (a trial that ends in the last
@@ -68,9 +70,15 @@ def _run_trial(config: dict[str, Any], job: CandidateJob) -> None:
     pin_away_from(job.reserved_cores, node_id)
     space = _space_for(job.space, json.dumps(job.space_options, sort_keys=True), job.input_spec)
     with tempfile.TemporaryDirectory(prefix="paretonas-trial-") as directory:
-        metrics = evaluate_candidate(config["arch"], job, space=space, onnx_dir=Path(directory))
-        # Reported as a checkpoint so Tune persists the ONNX model to its storage; the node
-        # id (not a candidate metric) says where the trial ran.
+        # Reported with a checkpoint so Tune persists the ONNX model to its storage; the node
+        # id (not a candidate metric) says where the trial ran. A rung's partial result
+        # carries its fidelity: the scheduler may stop the trial there.
+        def report_rung(metrics: dict[str, float]) -> None:
+            tune.report({**metrics, "node_id": node_id, FIDELITY: metrics["epochs"]},
+                        checkpoint=tune.Checkpoint.from_directory(directory))
+
+        metrics = evaluate_candidate(config["arch"], job, space=space, onnx_dir=Path(directory),
+                                     report_rung=report_rung)
         tune.report({**metrics, "node_id": node_id},
                     checkpoint=tune.Checkpoint.from_directory(directory))
 
@@ -165,6 +173,7 @@ def run_search(
                                         [*config.objectives, *config.constraints]),
                 torch_program=any(get_backend(t.backend).needs_torch_program
                                   for t in config.targets),
+                rungs=config.scheduler.rungs(config.training.epochs),
             )
             trainable = tune.with_resources(tune.with_parameters(_run_trial, job=job),
                                             config.budget.trial_resource_request())
@@ -180,6 +189,7 @@ def run_search(
                         num_samples=config.budget.candidates,
                         max_concurrent_trials=config.budget.max_concurrent_trials,
                         reuse_actors=True,
+                        scheduler=_scheduler(config, job.rungs),
                     ),
                     run_config=tune.RunConfig(
                         name=config.name,
@@ -217,6 +227,16 @@ def run_search(
     return SearchResult(records=tuple(records), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
                         output_dir=output_dir, experiment_dir=experiment.path)
+
+
+def _scheduler(config: SearchConfig, rungs: tuple[int, ...]) -> TrialScheduler | None:
+    """Multi-objective successive halving over the rungs, or Tune's default (FIFO)."""
+    if not rungs:
+        return None
+    rule = ParetoHalving(objectives=config.objective_set(), max_fidelity=config.training.epochs,
+                         min_fidelity=rungs[0], reduction_factor=config.scheduler.reduction_factor,
+                         fidelity_key=FIDELITY, rungs=rungs)
+    return ParetoHalvingScheduler(rule)
 
 
 def _reattach(tuner: tune.Tuner, on_record: Callable[[TrialRecord], None],

@@ -70,6 +70,15 @@ def test_defaults_fill_in() -> None:
         ({"targets": [{"name": "a", "backend": "openvino"}, {"name": "a", "backend": "openvino"}]},
          "duplicate target name(s) ['a']"),
         ({"timing": {"rel_ci": 1.5}}, "timing: TimingSettings.rel_ci must be a number in (0, 1)"),
+        ({"scheduler": {"name": "hyperband"}},
+         "scheduler.name: Input should be 'fifo' or 'pareto-halving'"),
+        ({"scheduler": {"name": "pareto-halving", "reduction_factor": 1}},
+         "scheduler.reduction_factor: Input should be greater than or equal to 2"),
+        ({"scheduler": {"name": "pareto-halving"}},  # TINY_CONFIG trains 1 epoch
+         "scheduler.min_epochs: 1 leaves no rung before training.epochs 1"),
+        ({"scheduler": {"name": "pareto-halving"}, "training": {"epochs": 3},
+          "objectives": {"accuracy@cpu-ort": "max", "latency_ms@cpu-ort": "min"}},
+         "accuracy@cpu-ort (the compiled model's accuracy) cannot be used with it; use fifo"),
     ],
 )
 def test_bad_values_name_the_path(changes: dict[str, Any], expected: str) -> None:
@@ -77,6 +86,14 @@ def test_bad_values_name_the_path(changes: dict[str, Any], expected: str) -> Non
         parse_config(_with(**changes), source="bad.yaml")
     assert expected in str(raised.value)
     assert str(raised.value).startswith("bad.yaml: invalid configuration")
+
+
+def test_halving_rungs_are_the_geometric_series_below_the_epochs() -> None:
+    config = parse_config(_with(training={"epochs": 10},
+                                scheduler={"name": "pareto-halving", "reduction_factor": 3}))
+    assert config.scheduler.rungs(10) == (1, 3, 9)
+    assert config.scheduler.rungs(9) == (1, 3)
+    assert parse_config(_with()).scheduler.rungs(10) == ()  # fifo stops nothing
 
 
 def test_missing_required_section() -> None:

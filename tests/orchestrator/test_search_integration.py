@@ -142,3 +142,25 @@ def test_all_candidates_failing_is_an_error(tiny_config: dict[str, Any], tmp_pat
     config = parse_config(tiny_config)
     with pytest.raises(SearchError, match="no candidate completed.*failed in export"):
         run_search(config, tracker=MlflowTracker(uri=config.tracking.uri, experiment="x"))
+
+
+def test_pareto_halving_stops_candidates_at_rungs_and_keeps_them(
+        tiny_config: dict[str, Any]) -> None:
+    tiny_config["training"]["epochs"] = 3
+    tiny_config["scheduler"] = {"name": "pareto-halving", "min_epochs": 1, "reduction_factor": 2}
+    tiny_config["budget"]["candidates"] = 6
+    config = parse_config(tiny_config)
+    assert config.scheduler.rungs(3) == (1, 2)
+    tracker = MlflowTracker(uri=config.tracking.uri, experiment=config.tracking.experiment)
+    result = run_search(config, tracker=tracker)
+
+    assert len(result.records) == 6 and all(r.ok for r in result.records)
+    epochs = sorted(r.metrics["epochs"] for r in result.records)
+    # The first candidate at a rung always goes on; later ones that are not in the best
+    # half (non-dominated rank, then crowding) of those at the rung stop there.
+    assert epochs[-1] == 3 and epochs[0] < 3, epochs
+    for record in result.records:  # a stopped candidate is a whole result at its rung
+        assert 0 < record.metrics["accuracy"] <= 1 and record.metrics["latency_ms@cpu-ort"] > 0
+    children = _children(config, result.run_id)
+    assert sorted(run.data.metrics["epochs"] for run in children) == epochs
+    assert all(run.info.status == "FINISHED" for run in children)
