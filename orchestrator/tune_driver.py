@@ -119,7 +119,8 @@ def run_search(
         from orchestrator.weight_sharing import run_weight_sharing_search  # imports this module
 
         return run_weight_sharing_search(config, tracker=tracker, on_progress=on_progress,
-                                         resume=resume)
+                                         resume=resume, resume_errored=resume_errored,
+                                         overwrite=overwrite)
     started = time.perf_counter()
     checked = checked or preflight(config, tracking=False)
     dataset, space, searcher = checked.dataset, checked.space, checked.searcher

@@ -18,10 +18,11 @@ import functools
 import json
 import math
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,16 +45,24 @@ from hardware_pool.worker import MeasureRequest
 from orchestrator.candidate import pin_away_from
 from orchestrator.config import SearchConfig
 from orchestrator.errors import SearchError
-from orchestrator.front import summarise_front
+from orchestrator.experiment import ExperimentDir
+from orchestrator.front import FrontArchive, FrontSummary
+from orchestrator.journal import Journal, record_from_entry
 from orchestrator.objectives import ObjectiveSet, target_metric
 from orchestrator.ray_session import environment, ray_session
 from orchestrator.records import TrialRecord
 from orchestrator.searchers import create_searcher
 from orchestrator.searchers.base import Searcher
 from orchestrator.tracking import Tracker
-from orchestrator.trial_events import trial_error
-from orchestrator.tune_adapter import SearcherAdapter
-from orchestrator.tune_driver import Progress, SearchResult, _tracking_checked
+from orchestrator.trial_events import RecordingCallback, trial_error
+from orchestrator.tune_adapter import ARCH_KEY, SearcherAdapter
+from orchestrator.tune_driver import (
+    CHECKPOINT_S,
+    Progress,
+    SearchResult,
+    _reattach,
+    _tracking_checked,
+)
 from search_spaces import Architecture, InputSpec, create_space
 from search_spaces.elastic import ElasticSpace
 from search_spaces.errors import ParetonasError
@@ -61,10 +70,14 @@ from search_spaces.errors import ParetonasError
 #: Per-subnet stages; each one's time is reported as ``time_<stage>_s``.
 SUBNET_STAGES = ("extract", "calibrate", "evaluate", "export", "measure")
 SUBNET_METRICS = ("accuracy", "params", "onnx_mb")
-#: The front (progress display, tracker) is recomputed every this many subnets.
-FRONT_EVERY = 25
+#: Result key of a subnet finished before a resume, reported again without evaluating it.
+REPLAYED = "replayed"
+#: The front's hypervolume and tracker snapshot are refreshed at most this often (seconds).
+FRONT_EVERY_S = 2.0
 _TUNE_ENVIRONMENT = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
-                     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "60"}
+                     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "60",
+                     # experiment state (trials, searcher), what a resume starts from
+                     "TUNE_GLOBAL_CHECKPOINT_S": str(CHECKPOINT_S)}
 
 
 @runtime_checkable
@@ -165,6 +178,9 @@ class SubnetJob:
     pool: PoolClient
     reserved_cores: dict[str, list[int]]
     opset: int = 17
+    #: Subnets finished before a resume (``<trial id>-<index>`` -> metrics): reported
+    #: again as they were (``replayed``), not evaluated again.
+    finished: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4)
@@ -192,17 +208,22 @@ def _evaluator_for(source: SubnetSource, modified_ns: int) -> SubnetEvaluator:
 def _evaluate_subnets(config: dict[str, Any], job: SubnetJob) -> None:
     """The Tune trainable: score a batch of subnets, report each as it is measured."""
     pin_away_from(job.reserved_cores, ray.get_runtime_context().get_node_id())
+    trial_id = tune.get_context().get_trial_id()
     scorer = subnet_evaluator(job.source)
     with tempfile.TemporaryDirectory(prefix="paretonas-subnets-") as directory, \
             ThreadPoolExecutor(max_workers=1) as measuring:
         waiting: tuple[int, dict[str, Any], Future[dict[str, Any]]] | None = None
         for index, values in enumerate(config["archs"]):
             arch = scorer.space.architecture(values)
+            earlier = job.finished.get(f"{trial_id}-{index}")
+            if earlier is not None:  # a resumed trial: this one had finished before
+                tune.report({**earlier, ARCH_KEY: arch.key, "subnet": index, REPLAYED: True})
+                continue
             try:
                 metrics, request = _score(scorer, arch, job, Path(directory))
                 measured: Future[dict[str, Any]] = measuring.submit(_measure, job.pool, request)
             except ParetonasError as error:
-                metrics, measured = {"arch_key": arch.key}, _failed(error)
+                metrics, measured = {ARCH_KEY: arch.key}, _failed(error)
             if waiting is not None:
                 _report(*waiting)
             waiting = (index, metrics, measured)
@@ -253,45 +274,37 @@ def _report(index: int, metrics: dict[str, Any], measured: Future[dict[str, Any]
 
 
 class BatchSearcherAdapter(SearcherAdapter):
-    """Asks the searcher for a batch of subnets per trial and tells it each result as it
-    streams in (one ``tune.report`` per subnet); the last batch is cut to the budget."""
+    """A ``SearcherAdapter`` whose trials get ``batch_size`` subnets each (one ``ask_batch``),
+    the last batch cut to the budget; each result is told as it streams in (one
+    ``tune.report`` per subnet), a subnet's error at once with its cause."""
 
     def __init__(self, searcher: Searcher, objectives: ObjectiveSet, *, batch_size: int,
                  budget: int) -> None:
-        super().__init__(searcher, objectives)
-        self.batch_size, self.remaining = batch_size, budget
-        self._batches: dict[str, dict[str, Architecture]] = {}
+        super().__init__(searcher, objectives, batch_size=batch_size)
+        self.remaining = budget
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
         count = max(min(self.batch_size, self.remaining), 0)  # Tune's num_samples keeps it > 0
         self.remaining -= count
-        batch = [self.strategy.ask() for _ in range(count)]
-        self._batches[trial_id] = {arch.key: arch for arch in batch}
-        return {"archs": [arch.as_dict() for arch in batch]}
+        batch = self.strategy.ask_batch(count) if count else []
+        self._pending[trial_id] = {arch.key: arch for arch in batch}
+        self._order[trial_id] = tuple(batch)
+        return {"archs": [arch.as_dict() for arch in batch], "arch_keys": [a.key for a in batch]}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        arch = self._batches.get(trial_id, {}).pop(str(result.get("arch_key")), None)
-        if arch is not None:
-            self._tell(arch, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
-                          error: bool = False) -> None:
-        for arch in self._batches.pop(trial_id, {}).values():
-            self.strategy.tell_failure(arch, "trial failed" if error else "no result")
-
-    def _tell(self, arch: Architecture, result: dict[str, Any]) -> None:
-        if "error" in result or any(name not in result for name in self.objectives.names):
-            self.strategy.tell_failure(arch, str(result.get("error", "objectives missing")))
+        if "error" not in result:
+            super().on_trial_result(trial_id, result)
             return
-        self.strategy.tell(arch, objectives=self.objectives.vector(result),
-                           violation=self.objectives.violation(result))
+        arch = self._pending.get(trial_id, {}).pop(str(result.get(ARCH_KEY)), None)
+        if arch is not None:
+            self.strategy.tell_failure(arch, str(result["error"]))
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "batches": dict(self._batches), "remaining": self.remaining}
+        return {**super().get_state(), "remaining": self.remaining}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self._batches, self.remaining = dict(state["batches"]), int(state["remaining"])
+        self.remaining = int(state["remaining"])
 
 
 def is_subnet_metric(name: str) -> bool:
@@ -299,21 +312,18 @@ def is_subnet_metric(name: str) -> bool:
             or name in {f"time_{stage}_s" for stage in SUBNET_STAGES})
 
 
-class SubnetRecorder(tune.Callback):
+class SubnetRecorder(RecordingCallback):
     """Turns each subnet's ``tune.report`` into a ``TrialRecord`` as it arrives.
 
     A subnet's wall time runs from the previous report of its trial (or the trial's
     start) to its own, so the first one of a worker includes loading the supernet.
+    Replayed results (subnets a resumed trial had finished before) make no new record.
     """
 
     def __init__(self, space_name: str, on_record: Callable[[TrialRecord], None]) -> None:
-        self.space_name = space_name
-        self.on_record = on_record
+        super().__init__(space_name, on_record)
         self._last: dict[str, tuple[float, float]] = {}  # trial id -> (epoch, perf counter)
         self._reported: dict[str, set[int]] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "on_record": None}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._last[trial.trial_id] = (time.time(), time.perf_counter())
@@ -325,6 +335,9 @@ class SubnetRecorder(tune.Callback):
         if not isinstance(index, int):
             return
         self._reported.setdefault(trial.trial_id, set()).add(index)
+        if result.get(REPLAYED):
+            self._last[trial.trial_id] = (time.time(), time.perf_counter())
+            return
         metrics = {name: float(value) for name, value in result.items()
                    if is_subnet_metric(name) and isinstance(value, int | float)
                    and not isinstance(value, bool)}
@@ -356,48 +369,95 @@ class SubnetRecorder(tune.Callback):
         ))
 
 
+class LiveFront:
+    """The front as subnets arrive: ``FrontArchive`` (O(front) per record); its
+    hypervolume and the tracker's snapshot are refreshed when the front changed, at most
+    every ``every_s`` seconds (the hypervolume is what costs)."""
+
+    def __init__(self, objectives: ObjectiveSet, *, tracker: Tracker, noise_aware: bool,
+                 every_s: float = FRONT_EVERY_S) -> None:
+        self.archive = FrontArchive(objectives, noise_aware=noise_aware)
+        self.tracker, self.every_s = tracker, every_s
+        self.summary = self.archive.summary()
+        self._changed, self._shown_at = False, -math.inf
+
+    def add(self, record: TrialRecord) -> None:
+        self._changed |= self.archive.add(record)
+        if self._changed and time.perf_counter() - self._shown_at >= self.every_s:
+            self.refresh()
+
+    def refresh(self) -> FrontSummary:
+        self.summary, self._changed = self.archive.summary(), False
+        self._shown_at = time.perf_counter()
+        self.tracker.update_front(self.summary)
+        return self.summary
+
+
+def earlier_subnets(config: SearchConfig) -> list[TrialRecord]:
+    """The subnets a killed run of ``config`` recorded, from ``output_dir``'s tracking
+    journal (its last search of this name); the latest record of each subnet."""
+    journal = Journal(output_dir=config.output_dir)
+    if not journal.path.exists():
+        return []
+    entries = journal.entries()
+    searches = [e["search_id"] for e in entries if e["kind"] == "search" and e["name"] == config.name]
+    if not searches:
+        return []
+    latest = {e["trial_id"]: record_from_entry(e) for e in entries
+              if e["kind"] == "trial" and e["search_id"] == searches[-1]}
+    return list(latest.values())
+
+
 def run_weight_sharing_search(
     config: SearchConfig, *, tracker: Tracker, on_progress: Callable[[Progress], None] | None = None,
-    resume: bool = False,
+    resume: bool = False, resume_errored: bool = False, overwrite: bool = False,
 ) -> SearchResult:
     """Phase 1 (train the supernet unless a checkpoint is named), then phase 2 (subnets).
 
-    ``resume`` continues the tracker's record of the search; the supernet always resumes
-    from its checkpoint, the subnet phase starts again.
+    Phase 2 is the Tune experiment ``<output_dir>/<name>``. A new run refuses an existing
+    one unless ``overwrite``; ``resume`` continues it: the supernet from its checkpoint,
+    the subnet trials from Tune's saved state (the searcher from its saved state), and
+    subnets the tracking journal holds as finished are not evaluated again.
     """
     started = time.perf_counter()
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
     objectives = config.objective_set()
     searcher = create_searcher(config.searcher.name, space=space, seed=config.seed,
-                               options=config.searcher.options)
+                               options=config.searcher.options,
+                               num_objectives=len(config.objectives))
     output_dir = Path(config.output_dir).resolve()
-    records: list[TrialRecord] = []
-    summary = summarise_front([], objectives)
-    run_id = tracker.start_search(config, resume=resume)
-    status = "FAILED"
-
-    shown = [summary]
-
-    def on_record(record: TrialRecord) -> None:
-        records.append(record)
-        tracker.log_trial(record)
-        if len(records) % FRONT_EVERY == 0 or len(records) == config.budget.candidates:
-            shown[0] = summarise_front(records, objectives)  # not per subnet: it is O(n^2)
-            tracker.update_front(shown[0])
-        if on_progress is not None:
-            on_progress(Progress(done=len(records), failed=sum(not r.ok for r in records),
-                                 budget=config.budget.candidates, front_size=len(shown[0].front),
-                                 hypervolume=shown[0].hypervolume, last=record))
-
+    experiment = ExperimentDir.of(config)
     checkpoint = default_checkpoint(config)
     if config.supernet.checkpoint:
         read_checkpoint(checkpoint, space)  # a mismatch fails here, before Ray starts
+    if resume:
+        experiment.load()  # refuses a directory that holds no earlier run
+    else:
+        experiment.check_new(overwrite=overwrite)
+    run_id = tracker.start_search(config, resume=resume)
+    experiment.save(config, run_id=run_id)
+    earlier = earlier_subnets(config) if resume else []
+    records: dict[str, TrialRecord] = {record.trial_id: record for record in earlier}
+    front = LiveFront(objectives, tracker=tracker, noise_aware=config.searcher.noise_aware)
+    for record in earlier:
+        front.archive.add(record)
+    status = "FAILED"
+
+    def on_record(record: TrialRecord) -> None:
+        records[record.trial_id] = record
+        tracker.log_trial(record)
+        front.add(record)
+        if on_progress is not None:
+            on_progress(Progress(done=len(records), failed=len(records) - front.archive.completed,
+                                 budget=config.budget.candidates, front_size=len(front.archive),
+                                 hypervolume=front.summary.hypervolume, last=record))
+
     try:
         with environment(**_TUNE_ENVIRONMENT), ray_session(config), _tracking_checked(config):
             if not config.supernet.checkpoint:
                 checkpoint = train_supernet_trial(config)
-                if isinstance(tracker, SupernetTracker):
+                if isinstance(tracker, SupernetTracker) and not resume:
                     tracker.log_supernet(read_checkpoint(checkpoint, space)["history"], checkpoint)
             with HardwarePool([t.target() for t in config.targets],
                               timing=config.timing.settings(),
@@ -410,46 +470,60 @@ def run_weight_sharing_search(
                     checkpoint=str(checkpoint),
                     eval_settings=config.supernet.eval_settings(config.seed))
                 job = SubnetJob(source=source, pool=pool.client(),
-                                reserved_cores=pool.reserved_cores())
-                batch = config.supernet.subnets_per_trial
-                tuner = tune.Tuner(
-                    tune.with_resources(tune.with_parameters(_evaluate_subnets, job=job),
-                                        {"cpu": config.budget.trial_cpus}),
-                    tune_config=tune.TuneConfig(
-                        search_alg=BatchSearcherAdapter(searcher, objectives, batch_size=batch,
-                                                        budget=config.budget.candidates),
-                        num_samples=math.ceil(config.budget.candidates / batch),
-                        max_concurrent_trials=config.budget.max_concurrent_trials,
-                        reuse_actors=True,
-                    ),
-                    run_config=tune.RunConfig(
-                        name=f"{config.name}-subnets-{time.strftime('%Y%m%d-%H%M%S')}",
-                        storage_path=str(output_dir),
-                        callbacks=[SubnetRecorder(space.name, on_record)],
-                        failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                        verbose=0,
-                    ),
-                )
-                tuner.fit()
-        summary = summarise_front(records, objectives)
-        front = export_front(summary.front, space=space, checkpoint=checkpoint, config=config,
-                             directory=output_dir / "front")
-        by_id = {record.trial_id: record for record in front}
-        records = [by_id.get(record.trial_id, record) for record in records]
-        summary = replace(summary, front=tuple(front))
+                                reserved_cores=pool.reserved_cores(),
+                                finished={r.trial_id: r.metrics for r in earlier if r.ok})
+                trainable = tune.with_resources(tune.with_parameters(_evaluate_subnets, job=job),
+                                                {"cpu": config.budget.trial_cpus})
+                _subnet_tuner(config, trainable, searcher, objectives, experiment, on_record,
+                              resume=resume, resume_errored=resume_errored).fit()
+        summary = front.refresh()
+        exported = export_front(summary.front, space=space, checkpoint=checkpoint, config=config,
+                                directory=output_dir / "front")
+        for record in exported:
+            records[record.trial_id] = record
+        summary = replace(summary, front=tuple(exported))
         if isinstance(tracker, SupernetTracker):
-            tracker.log_onnx_models(front)
-        tracker.finish_search(records, summary)
+            tracker.log_onnx_models(exported)
+        tracker.finish_search(list(records.values()), summary)
         status = "FINISHED" if summary.front else "FAILED"
     finally:
         tracker.end_search(status)
     if not summary.front:
-        causes = sorted({r.error for r in records if r.error})
+        causes = sorted({r.error for r in records.values() if r.error})
         raise SearchError(f"no subnet completed ({len(records)} failed); causes: "
                           + "; ".join(causes[:3]))
-    return SearchResult(records=tuple(records), summary=summary,
+    return SearchResult(records=tuple(records.values()), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
-                        output_dir=output_dir)
+                        output_dir=output_dir, experiment_dir=experiment.path)
+
+
+def _subnet_tuner(config: SearchConfig, trainable: Any, searcher: Searcher,
+                  objectives: ObjectiveSet, experiment: ExperimentDir,
+                  on_record: Callable[[TrialRecord], None], *, resume: bool,
+                  resume_errored: bool) -> tune.Tuner:
+    """Phase 2's Tuner: a new experiment, or the saved one restored (``resume``)."""
+    if resume:
+        tuner = tune.Tuner.restore(experiment.path, trainable=trainable,
+                                   resume_errored=resume_errored)
+        _reattach(tuner, on_record, threading.Event())
+        return tuner
+    batch = config.supernet.subnets_per_trial
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=BatchSearcherAdapter(searcher, objectives, batch_size=batch,
+                                            budget=config.budget.candidates),
+            num_samples=math.ceil(config.budget.candidates / batch),
+            max_concurrent_trials=config.budget.max_concurrent_trials,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=config.name, storage_path=experiment.path.rsplit("/", 1)[0],
+            callbacks=[SubnetRecorder(config.space.name, on_record)],
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            verbose=0,
+        ),
+    )
 
 
 def export_front(front: tuple[TrialRecord, ...], *, space: ElasticSpace, checkpoint: Path,

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import copy
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -15,14 +23,23 @@ from evaluators.errors import CheckpointError
 from orchestrator.cli import main
 from orchestrator.config import load_config, parse_config
 from orchestrator.errors import ConfigError
+from orchestrator.experiment import ExperimentDir
+from orchestrator.journal import Journal, trial_entry
 from orchestrator.objectives import Objective, ObjectiveSet
+from orchestrator.records import TrialRecord
 from orchestrator.searchers.random_search import RandomSearcher
 from orchestrator.tracking import MlflowTracker
 from orchestrator.tune_driver import run_search
-from orchestrator.weight_sharing import BatchSearcherAdapter, elastic_space
+from orchestrator.weight_sharing import (
+    BatchSearcherAdapter,
+    LiveFront,
+    earlier_subnets,
+    elastic_space,
+)
 from search_spaces import InputSpec
 from tests.conftest import ROOT
-from tests.elastic_fixtures import TINY_OPTIONS, one_thread, tiny_space
+from tests.elastic_fixtures import DIGITS, TINY_OPTIONS, one_thread, tiny_space
+from tests.orchestrator.ray_head import session_members
 
 _one_thread = pytest.fixture(autouse=True)(one_thread)
 
@@ -113,8 +130,14 @@ class _Recording(RandomSearcher):
         super().__init__(**kwargs)
         self.told: list[tuple[str, list[float]]] = []
         self.failed: list[tuple[str, str]] = []
+        self.batches: list[int] = []
 
-    def tell(self, arch: Any, *, objectives: Any, violation: float = 0.0) -> None:
+    def ask_batch(self, count: int) -> list[Any]:
+        self.batches.append(count)
+        return super().ask_batch(count)
+
+    def tell(self, arch: Any, *, objectives: Any, violation: float = 0.0,
+             fidelity: float | None = None) -> None:
         self.told.append((arch.key, list(objectives)))
 
     def tell_failure(self, arch: Any, reason: str) -> None:
@@ -128,9 +151,135 @@ def test_the_batch_adapter_tells_each_subnet_as_it_streams_in() -> None:
     adapter = BatchSearcherAdapter(searcher, objectives, batch_size=3, budget=5)
     first, second = adapter.suggest("t1"), adapter.suggest("t2")
     assert len(first["archs"]) == 3 and len(second["archs"]) == 2  # cut to the budget
+    assert searcher.batches == [3, 2]  # one batch ask per trial
     keys = [space.architecture(values).key for values in first["archs"]]
     adapter.on_trial_result("t1", {"arch_key": keys[0], "accuracy": 0.5})
     assert searcher.told == [(keys[0], [-0.5])]  # before the trial completes
     adapter.on_trial_result("t1", {"arch_key": keys[1], "error": "ExportError: boom"})
     adapter.on_trial_complete("t1", error=True)
     assert searcher.failed == [(keys[1], "ExportError: boom"), (keys[2], "trial failed")]
+
+
+def test_a_searcher_state_round_trip_keeps_the_batches_and_the_budget() -> None:
+    space = tiny_space()
+    objectives = ObjectiveSet(objectives=(Objective("accuracy", "max"),))
+    adapter = BatchSearcherAdapter(_Recording(space=space, seed=0), objectives, batch_size=3,
+                                   budget=5)
+    keys = adapter.suggest("t1")["arch_keys"]
+    adapter.on_trial_result("t1", {"arch_key": keys[0], "accuracy": 0.5})
+    restored = BatchSearcherAdapter(_Recording(space=space, seed=1), objectives, batch_size=3,
+                                    budget=5)
+    restored.set_state(adapter.get_state())
+    assert restored.pending == {"t1": keys[1:]} and restored.remaining == 2
+    assert len(restored.suggest("t2")["archs"]) == 2
+
+
+class _FrontLog:
+    def __init__(self) -> None:
+        self.fronts: list[int] = []
+
+    def update_front(self, summary: Any) -> None:
+        self.fronts.append(len(summary.front))
+
+
+def _record(space: Any, index: int, accuracy: float, latency: float, ok: bool = True) -> TrialRecord:
+    arch = space.sample(np.random.default_rng(index))
+    return TrialRecord(trial_id=f"t-{index}", arch=arch, status="completed" if ok else "failed",
+                       metrics={"accuracy": accuracy, "latency_ms@cpu-ort": latency} if ok else {})
+
+
+def test_the_live_front_is_kept_per_record_and_shown_only_when_it_changed() -> None:
+    space = tiny_space()
+    objectives = ObjectiveSet(objectives=(Objective("accuracy", "max"),
+                                          Objective("latency_ms@cpu-ort", "min")))
+    log = _FrontLog()
+    front = LiveFront(objectives, tracker=log, noise_aware=False, every_s=0.0)  # type: ignore[arg-type]
+    front.add(_record(space, 0, 0.5, 2.0))
+    front.add(_record(space, 1, 0.4, 3.0))  # dominated: nothing to show
+    front.add(_record(space, 2, 0.0, 0.0, ok=False))
+    front.add(_record(space, 3, 0.7, 4.0))
+    assert log.fronts == [1, 2] and len(front.archive) == 2
+    assert front.summary.hypervolume > 0
+
+    throttled = LiveFront(objectives, tracker=log, noise_aware=False, every_s=3600.0)  # type: ignore[arg-type]
+    for index in range(5):
+        throttled.add(_record(space, index, 0.1 * index, float(index)))
+    assert log.fronts == [1, 2, 1] and len(throttled.archive) == 5  # the first only, until refresh
+    assert len(throttled.refresh().front) == 5
+
+
+def test_earlier_subnets_come_from_the_journal_of_the_last_search_of_that_name(
+        ws_config: dict[str, Any]) -> None:
+    config = parse_config(ws_config)
+    assert earlier_subnets(config) == []
+    space = tiny_space()
+    journal = Journal(output_dir=config.output_dir)
+    for search_id, name in (("old", config.name), ("other", "another"), ("new", config.name)):
+        journal.append({"kind": "search", "search_id": search_id, "name": name})
+        for index in range(2):
+            record = _record(space, index, 0.5, 1.0, ok=search_id != "new" or index == 0)
+            journal.append(trial_entry(search_id, replace(record, trial_id=f"{search_id}-{index}"),
+                                       None))
+    journal.append(trial_entry("new", replace(_record(space, 1, 0.6, 1.0), trial_id="new-1"), None))
+    found = {record.trial_id: record for record in earlier_subnets(config)}
+    assert sorted(found) == ["new-0", "new-1"]
+    assert found["new-1"].ok and found["new-1"].metrics["accuracy"] == 0.6  # the latest record
+
+
+def _partly_done_trial(config: Any, experiment: Path, batch: int) -> bool:
+    """Whether Tune's newest saved searcher state has a trial with some subnets told."""
+    if not list(experiment.glob("searcher-state-*.pkl")):
+        return False
+    space = elastic_space(config, DIGITS)
+    adapter = BatchSearcherAdapter(RandomSearcher(space=space, seed=0), config.objective_set(),
+                                   batch_size=batch, budget=0)
+    try:
+        adapter.restore_from_dir(str(experiment))
+    except (EOFError, OSError, pickle.UnpicklingError):  # caught mid-write
+        return False
+    return any(0 < len(keys) < batch for keys in adapter.pending.values())
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_killed_weight_sharing_search_resumes_without_evaluating_finished_subnets(
+        ws_config: dict[str, Any], tmp_path: Path, ray_local: None) -> None:
+    budget, batch = 9, 3
+    ws_config["budget"] = {"candidates": budget}
+    ws_config["supernet"]["subnets_per_trial"] = batch
+    # Each subnet is measured for at least a second (two targets), so the kill lands mid-trial.
+    ws_config["timing"] = {**ws_config["timing"], "min_seconds": 0.5}
+    config = parse_config(ws_config)
+    path = tmp_path / "ws.yaml"
+    path.write_text(yaml.safe_dump(ws_config))
+    experiment = Path(ExperimentDir.of(config).path)
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:  # killed once Tune's saved state holds a trial with part of its subnets done
+        deadline = time.monotonic() + 300
+        while driver.poll() is None and time.monotonic() < deadline:
+            if _partly_done_trial(config, experiment, batch):
+                break
+            time.sleep(0.1)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        for pid in session_members(driver.pid):
+            os.kill(pid, signal.SIGKILL)
+    before = {r.trial_id: r for r in earlier_subnets(config) if r.ok}
+    assert 0 < len(before) < budget, (tmp_path / "driver.log").read_text()[-3000:]
+
+    evaluated: list[str] = []
+    result = run_search(config, tracker=MlflowTracker.from_config(config), resume=True,
+                        on_progress=lambda progress: evaluated.append(progress.last.trial_id))
+
+    assert not set(evaluated) & set(before)  # a finished subnet is not evaluated again
+    assert len(result.records) == budget and all(r.ok for r in result.records)
+    assert len({r.arch.key for r in result.records}) == budget
+    by_id = {r.trial_id: r for r in result.records}
+    assert all(by_id[trial].metrics == record.metrics for trial, record in before.items())
+    assert result.summary.front and all(r.onnx_path for r in result.summary.front)
