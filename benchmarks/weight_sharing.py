@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +40,11 @@ from rich.table import Table
 from scipy.stats import kendalltau
 
 from evaluators.data import load_dataset
-from evaluators.export import count_parameters
 from evaluators.supernet import SubnetEvaluator, load_supernet, train_supernet
 from evaluators.training import TrainingSettings, train_and_evaluate
 from orchestrator.config import SearchConfig, load_config, parse_override
 from orchestrator.records import TrialRecord
+from orchestrator.searchers import create_searcher
 from orchestrator.tracking import MlflowTracker
 from orchestrator.tune_driver import run_search
 from orchestrator.weight_sharing import elastic_space
@@ -56,13 +59,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", default=str(ROOT / "configs" / "weight_sharing.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--checkpoint", help="a trained supernet for the config (skips training)")
+    parser.add_argument("--checkpoint", help="where the config's supernet is trained to (or resumed, "
+                        "or found finished); default: a temporary file")
     parser.add_argument("--fidelity-subnets", type=int, default=16)
-    parser.add_argument("--scratch-epochs", type=int, default=3)
-    parser.add_argument("--fidelity-eval-samples", type=int, default=3000)
+    parser.add_argument("--scratch-epochs", type=int, default=2,
+                        help="from-scratch budget, the same for every fidelity subnet")
+    parser.add_argument("--scratch-batch-size", type=int, default=64)
+    parser.add_argument("--scratch-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--scratch-workers", type=int, default=2,
+                        help="processes training fidelity subnets from scratch (one thread each)")
+    parser.add_argument("--fidelity-eval-samples", type=int, default=3000,
+                        help="held-out samples both accuracies are taken on (at most the test split)")
     parser.add_argument("--search-subnets", type=int, default=1000)
     parser.add_argument("--scratch-candidates", type=int, default=8)
-    parser.add_argument("--skip", action="append", default=[], choices=["fidelity", "scale"])
+    parser.add_argument("--searcher-told", type=int, default=10_000,
+                        help="results told to the config's searcher before timing ask + tell")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["train", "fidelity", "scale", "searcher"],
+                        help="train: only train the supernet where fidelity or scale need it")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "weight_sharing.json"))
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -74,12 +88,14 @@ def main() -> None:
         overrides.setdefault("output_dir", f"{tmp}/results")
         config = load_config(args.config, overrides=overrides)
         checkpoint = Path(args.checkpoint or Path(tmp, "supernet.pt"))
-        if not args.checkpoint:
+        if {"fidelity", "scale"} - set(args.skip) or "train" not in args.skip:
             report["supernet"] = _train(config, checkpoint)
         if "fidelity" not in args.skip:
-            report["fidelity"] = _fidelity(config, checkpoint, args)
+            report["fidelity"] = _fidelity(config, checkpoint, args, overrides)
         if "scale" not in args.skip:
             report["scale"] = _scale(config, checkpoint, args, Path(tmp))
+        if "searcher" not in args.skip:
+            report["searcher"] = _searcher_cost(config, args.searcher_told)
     report["machine"]["load_average_end"] = os.getloadavg()
     _print(report)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -90,45 +106,81 @@ def _train(config: SearchConfig, checkpoint: Path) -> dict[str, Any]:
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
     result = train_supernet(space, dataset, config.supernet.settings(config.seed),
-                            checkpoint=checkpoint)
-    return {"steps": result.steps, "seconds": result.seconds,
+                            checkpoint=checkpoint, on_log=lambda entry: print(
+                                f"supernet step {entry['step']:.0f}: loss {entry['loss_largest']:.3f}, "
+                                f"distillation {entry['loss_distill']:.3f}", flush=True))
+    return {"checkpoint": str(checkpoint), "steps": result.steps,
+            "resumed_from": result.resumed_from, "seconds": result.seconds,
+            "settings": {k: v for k, v in config.supernet.model_dump().items() if k != "checkpoint"},
             "final": result.history[-1] if result.history else {}}
 
 
 def spanning_subnets(space: ElasticSpace, count: int, seed: int) -> list[Architecture]:
-    """``count`` subnets evenly spaced by parameter count (smallest and largest included)."""
+    """``count`` subnets stratified from the smallest to the largest (both included).
+
+    Subnet ``i`` takes, in every dimension, the option at fraction ``i / (count - 1)``
+    of its options sorted by size, moved by up to one option at random; so their sizes
+    (and accuracies) spread evenly over the space rather than crowding its middle.
+    """
     rng = np.random.default_rng(seed)
-    supernet = space.supernet()
-    pool = {a.key: a for a in [space.smallest(), space.largest(),
-                               *(space.sample(rng) for _ in range(20 * count))]}
-    ranked = sorted(pool.values(), key=lambda a: count_parameters(supernet.extract(a)))
-    picks = np.unique(np.linspace(0, len(ranked) - 1, count).round().astype(int))
-    return [ranked[i] for i in picks]
+    picks = [space.smallest()]
+    for level in np.linspace(0.0, 1.0, count)[1:-1]:
+        values: dict[str, Any] = {}
+        for choice in space.choices():
+            options = sorted(choice.options())
+            position = level * (len(options) - 1) + rng.uniform(-1.0, 1.0)
+            values[choice.name] = options[int(np.clip(round(position), 0, len(options) - 1))]
+        picks.append(space.architecture(values))
+    return [*picks, space.largest()]
 
 
-def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _scratch_accuracy(config_path: str, overrides: dict[str, Any], values: dict[str, Any],
+                      settings: TrainingSettings) -> tuple[float, float]:
+    """(test accuracy, seconds) of one subnet trained from scratch (a worker process)."""
+    config = load_config(config_path, overrides=overrides)
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
-    settings = config.supernet.eval_settings(config.seed)
-    evaluator = SubnetEvaluator(
-        space=space, supernet=load_supernet(space, checkpoint), dataset=dataset,
-        settings=type(settings)(**{**settings.__dict__, "eval_samples": args.fidelity_eval_samples}))
-    training = TrainingSettings(epochs=args.scratch_epochs, batch_size=64, learning_rate=4e-3,
-                                seed=config.seed, threads=1)
-    rows = []
-    for arch in spanning_subnets(space, args.fidelity_subnets, config.seed):
-        inherited = evaluator.evaluate(arch)
-        torch.manual_seed(config.seed)
-        started = time.perf_counter()
-        scratch = train_and_evaluate(space.build(arch), dataset, training)
-        rows.append({"arch": arch.key, "params": inherited.params,
-                     "inherited_accuracy": inherited.accuracy,
-                     "inherited_seconds": sum(inherited.timings.values()),
-                     "scratch_accuracy": scratch.accuracy,
-                     "scratch_seconds": time.perf_counter() - started})
+    torch.manual_seed(settings.seed)
+    model = space.build(space.architecture(values))
+    started = time.perf_counter()
+    result = train_and_evaluate(model, dataset, settings)
+    return result.accuracy, time.perf_counter() - started
+
+
+def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace,
+              overrides: dict[str, Any]) -> dict[str, Any]:
+    dataset = load_dataset(config.dataset.name, seed=config.seed)
+    space = elastic_space(config, dataset.input_spec)
+    settings = replace(config.supernet.eval_settings(config.seed),
+                       eval_samples=min(args.fidelity_eval_samples, len(dataset.test_x)))
+    evaluator = SubnetEvaluator(space=space, supernet=load_supernet(space, checkpoint),
+                                dataset=dataset, settings=settings)
+    training = TrainingSettings(epochs=args.scratch_epochs, batch_size=args.scratch_batch_size,
+                                learning_rate=args.scratch_learning_rate, seed=config.seed,
+                                threads=1)
+    archs = spanning_subnets(space, args.fidelity_subnets, config.seed)
+    with ProcessPoolExecutor(max_workers=args.scratch_workers,
+                             mp_context=multiprocessing.get_context("spawn")) as workers:
+        scratch = [workers.submit(_scratch_accuracy, args.config, overrides, arch.as_dict(),
+                                  training) for arch in archs]
+        rows = []
+        for arch, future in zip(archs, scratch, strict=True):
+            inherited = evaluator.evaluate(arch)
+            accuracy, seconds = future.result()
+            rows.append({"arch": arch.key, "choices": arch.as_dict(), "params": inherited.params,
+                         "inherited_accuracy": inherited.accuracy,
+                         "inherited_seconds": sum(inherited.timings.values()),
+                         "scratch_accuracy": accuracy, "scratch_seconds": seconds})
+            print(f"{arch.key} {inherited.params:>7} params: inherited {inherited.accuracy:.3f}, "
+                  f"from scratch {accuracy:.3f}", flush=True)
     tau = kendalltau([r["inherited_accuracy"] for r in rows], [r["scratch_accuracy"] for r in rows])
     return {"subnets": rows, "kendall_tau": float(tau.statistic), "p_value": float(tau.pvalue),
-            "scratch_epochs": args.scratch_epochs, "eval_samples": args.fidelity_eval_samples,
+            "scratch": {"epochs": args.scratch_epochs, "batch_size": args.scratch_batch_size,
+                        "learning_rate": args.scratch_learning_rate,
+                        "train_samples": len(dataset.train_x)},
+            "eval_samples": settings.eval_samples,
+            "calibration": {"batches": settings.calibration_batches,
+                            "batch_size": settings.calibration_batch_size},
             "median_inherited_seconds": statistics.median(r["inherited_seconds"] for r in rows)}
 
 
@@ -140,6 +192,7 @@ def _search(config: SearchConfig, name: str, tmp: Path, **changes: Any) -> tuple
         for part in parents:
             node = node[part]
         node[leaf] = value
+    data["name"] = name
     data["tracking"] = {"uri": f"sqlite:///{tmp}/{name}.db", "experiment": name, "log_models": False}
     run_config = SearchConfig.model_validate(data)
     started = time.perf_counter()
@@ -185,6 +238,28 @@ def _scale(config: SearchConfig, checkpoint: Path, args: argparse.Namespace, tmp
     }
 
 
+def _searcher_cost(config: SearchConfig, told: int, repeats: int = 500) -> dict[str, Any]:
+    """Milliseconds per ask + tell of the config's searcher once ``told`` results are known
+    (random objective vectors; the space's own architectures)."""
+    space = elastic_space(config, load_dataset(config.dataset.name, seed=config.seed).input_spec)
+    searcher = create_searcher(config.searcher.name, space=space, seed=config.seed,
+                               options=config.searcher.options,
+                               num_objectives=len(config.objectives))
+    rng = np.random.default_rng(config.seed)
+    size = len(config.objectives)
+    costs, count = {}, 0
+    for target in sorted({min(1000, told), told}):
+        for _ in range(target - count):
+            searcher.tell(searcher.ask(), objectives=rng.random(size))
+        started = time.perf_counter()
+        for _ in range(repeats):
+            searcher.tell(searcher.ask(), objectives=rng.random(size))
+        costs[str(target)] = 1e3 * (time.perf_counter() - started) / repeats
+        count = target + repeats
+    return {"searcher": config.searcher.name, "options": dict(config.searcher.options),
+            "objectives": size, "ask_tell_ms": costs}
+
+
 def _print(report: dict[str, Any]) -> None:
     table = Table(title="weight-sharing benchmark")
     table.add_column("measure")
@@ -206,6 +281,10 @@ def _print(report: dict[str, Any]) -> None:
         table.add_row("overhead vs critical-path work (target <= 10%)",
                       f"{100 * scale['overhead_share_vs_critical_path']:.1f}%")
         table.add_row("overhead vs serial work", f"{100 * scale['overhead_share_vs_serial_work']:.1f}%")
+    if "searcher" in report:
+        for told, ms in report["searcher"]["ask_tell_ms"].items():
+            table.add_row(f"{report['searcher']['searcher']} ask + tell at {told} results (ms)",
+                          f"{ms:.2f}")
     table.add_row("load average start / end",
                   f"{report['machine']['load_average_start'][0]:.1f} / "
                   f"{report['machine']['load_average_end'][0]:.1f}")
