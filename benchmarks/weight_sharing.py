@@ -1,9 +1,9 @@
-"""Weight-sharing benchmark: ranking fidelity, search scale and per-candidate overhead.
+"""Weight-sharing benchmark: ranking fidelity, search scale, overhead, searcher cost.
 
-1. Ranking fidelity: train the config's supernet (or reuse ``--checkpoint``), pick
-   ``--fidelity-subnets`` subnets spanning the space (evenly spaced by parameter count
-   among random samples, both ends included), score each with inherited weights (after
-   batch-norm recalibration) and trained from scratch for ``--scratch-epochs``; report
+1. Ranking fidelity: train the config's supernet into ``--checkpoint`` (or resume it,
+   or find it finished), pick ``--fidelity-subnets`` subnets stratified from the
+   smallest to the largest, score each with inherited weights (after batch-norm
+   recalibration) and trained from scratch with one fixed budget (``--scratch-*``);
    Kendall's tau between the two rankings (target >= 0.7).
 2. Scale: one weight-sharing search of ``--search-subnets`` subnets timed on the
    config's targets, and a from-scratch search of ``--scratch-candidates`` candidates
@@ -11,11 +11,17 @@
 3. Overhead: phase-2 wall time per subnet minus its work (extract, recalibrate,
    score, export; and the measurement, which overlaps the next subnet's work), as a
    share of that work (target <= 10%).
+4. Searcher: ask + tell of the config's searcher at ``--searcher-told`` results (<= 5 ms).
+5. ``--config-run``: the config as shipped, supernet training included: wall time and
+   whether its subnets' latencies differ beyond their confidence intervals.
 
-Sizes are flags so a smoke run fits a busy machine; rerun it with the defaults on a
-quiet one. Prints a table and writes JSON to benchmarks/results/weight_sharing.json.
+Sizes are flags so a smoke run fits a busy machine; rerun on a quiet one. Prints a
+table and writes JSON (``--output``, default benchmarks/results/weight_sharing.json).
 
-    .venv/bin/python benchmarks/weight_sharing.py [--search-subnets 1000] [--set key=value ...]
+    .venv/bin/python benchmarks/weight_sharing.py --checkpoint supernet.pt --skip scale
+    .venv/bin/python benchmarks/weight_sharing.py --checkpoint supernet.pt --skip fidelity
+    .venv/bin/python benchmarks/weight_sharing.py --skip train --skip fidelity --skip scale \
+        --skip searcher --config-run
 """
 
 from __future__ import annotations
@@ -68,10 +74,14 @@ def main() -> None:
     parser.add_argument("--scratch-learning-rate", type=float, default=3e-3)
     parser.add_argument("--scratch-workers", type=int, default=2,
                         help="processes training fidelity subnets from scratch (one thread each)")
+    parser.add_argument("--scratch-from", help="reuse the from-scratch accuracies of an earlier "
+                        "JSON report (same budget), e.g. to try other recalibration settings")
     parser.add_argument("--fidelity-eval-samples", type=int, default=3000,
                         help="held-out samples both accuracies are taken on (at most the test split)")
     parser.add_argument("--search-subnets", type=int, default=1000)
     parser.add_argument("--scratch-candidates", type=int, default=8)
+    parser.add_argument("--config-run", action="store_true",
+                        help="also run the config as shipped (supernet training included), timed")
     parser.add_argument("--searcher-told", type=int, default=10_000,
                         help="results told to the config's searcher before timing ask + tell")
     parser.add_argument("--skip", action="append", default=[],
@@ -96,6 +106,8 @@ def main() -> None:
             report["scale"] = _scale(config, checkpoint, args, Path(tmp))
         if "searcher" not in args.skip:
             report["searcher"] = _searcher_cost(config, args.searcher_told)
+        if args.config_run:
+            report["config_run"] = _config_run(config, Path(tmp))
     report["machine"]["load_average_end"] = os.getloadavg()
     _print(report)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +159,15 @@ def _scratch_accuracy(config_path: str, overrides: dict[str, Any], values: dict[
     return result.accuracy, time.perf_counter() - started
 
 
+def _earlier_scratch(path: str, budget: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """From-scratch results of an earlier report with the same budget (arch key -> them)."""
+    fidelity = json.loads(Path(path).read_text())["fidelity"]
+    if fidelity["scratch"] != budget:
+        raise SystemExit(f"{path} trained from scratch with {fidelity['scratch']}, not {budget}")
+    return {row["arch"]: (row["scratch_accuracy"], row["scratch_seconds"])
+            for row in fidelity["subnets"]}
+
+
 def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace,
               overrides: dict[str, Any]) -> dict[str, Any]:
     dataset = load_dataset(config.dataset.name, seed=config.seed)
@@ -159,14 +180,17 @@ def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace,
                                 learning_rate=args.scratch_learning_rate, seed=config.seed,
                                 threads=1)
     archs = spanning_subnets(space, args.fidelity_subnets, config.seed)
+    budget = {"epochs": args.scratch_epochs, "batch_size": args.scratch_batch_size,
+              "learning_rate": args.scratch_learning_rate, "train_samples": len(dataset.train_x)}
+    earlier = _earlier_scratch(args.scratch_from, budget) if args.scratch_from else {}
     with ProcessPoolExecutor(max_workers=args.scratch_workers,
                              mp_context=multiprocessing.get_context("spawn")) as workers:
         scratch = [workers.submit(_scratch_accuracy, args.config, overrides, arch.as_dict(),
-                                  training) for arch in archs]
-        rows = []
-        for arch, future in zip(archs, scratch, strict=True):
+                                  training) for arch in archs if arch.key not in earlier]
+        rows: list[dict[str, Any]] = []
+        for arch in archs:
             inherited = evaluator.evaluate(arch)
-            accuracy, seconds = future.result()
+            accuracy, seconds = earlier.get(arch.key) or scratch.pop(0).result()
             rows.append({"arch": arch.key, "choices": arch.as_dict(), "params": inherited.params,
                          "inherited_accuracy": inherited.accuracy,
                          "inherited_seconds": sum(inherited.timings.values()),
@@ -175,9 +199,7 @@ def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace,
                   f"from scratch {accuracy:.3f}", flush=True)
     tau = kendalltau([r["inherited_accuracy"] for r in rows], [r["scratch_accuracy"] for r in rows])
     return {"subnets": rows, "kendall_tau": float(tau.statistic), "p_value": float(tau.pvalue),
-            "scratch": {"epochs": args.scratch_epochs, "batch_size": args.scratch_batch_size,
-                        "learning_rate": args.scratch_learning_rate,
-                        "train_samples": len(dataset.train_x)},
+            "scratch": budget, "scratch_from": args.scratch_from,
             "eval_samples": settings.eval_samples,
             "calibration": {"batches": settings.calibration_batches,
                             "batch_size": settings.calibration_batch_size},
@@ -238,6 +260,27 @@ def _scale(config: SearchConfig, checkpoint: Path, args: argparse.Namespace, tmp
     }
 
 
+def _config_run(config: SearchConfig, tmp: Path) -> dict[str, Any]:
+    """The config as shipped, end to end (supernet training included): wall time, and
+    whether its subnets' latencies differ beyond their measurement noise (confidence
+    intervals of the median that do not overlap)."""
+    records, total = _search(config, "config-run", tmp, **{"supernet.checkpoint": None})
+    done = [r for r in records if r.ok]
+    latency: dict[str, Any] = {}
+    for target in (t.name for t in config.targets):
+        medians = np.array([r.metrics[f"latency_ms@{target}"] for r in done])
+        low = np.array([r.metrics[f"latency_ci_low_ms@{target}"] for r in done])
+        high = np.array([r.metrics[f"latency_ci_high_ms@{target}"] for r in done])
+        apart = (high[:, None] < low[None, :]) | (high[None, :] < low[:, None])
+        latency[target] = {
+            "min_ms": float(medians.min()), "max_ms": float(medians.max()),
+            "median_ci_width_ms": float(np.median(high - low)),
+            "pairs_apart_share": float(apart[np.triu_indices(len(done), 1)].mean()),
+        }
+    return {"subnets": len(records), "failed": len(records) - len(done),
+            "wall_seconds": total, "latency": latency}
+
+
 def _searcher_cost(config: SearchConfig, told: int, repeats: int = 500) -> dict[str, Any]:
     """Milliseconds per ask + tell of the config's searcher once ``told`` results are known
     (random objective vectors; the space's own architectures)."""
@@ -250,10 +293,10 @@ def _searcher_cost(config: SearchConfig, told: int, repeats: int = 500) -> dict[
     costs, count = {}, 0
     for target in sorted({min(1000, told), told}):
         for _ in range(target - count):
-            searcher.tell(searcher.ask(), objectives=rng.random(size))
+            searcher.tell(searcher.ask(), objectives=rng.random(size).tolist())
         started = time.perf_counter()
         for _ in range(repeats):
-            searcher.tell(searcher.ask(), objectives=rng.random(size))
+            searcher.tell(searcher.ask(), objectives=rng.random(size).tolist())
         costs[str(target)] = 1e3 * (time.perf_counter() - started) / repeats
         count = target + repeats
     return {"searcher": config.searcher.name, "options": dict(config.searcher.options),
@@ -281,6 +324,14 @@ def _print(report: dict[str, Any]) -> None:
         table.add_row("overhead vs critical-path work (target <= 10%)",
                       f"{100 * scale['overhead_share_vs_critical_path']:.1f}%")
         table.add_row("overhead vs serial work", f"{100 * scale['overhead_share_vs_serial_work']:.1f}%")
+    if "config_run" in report:
+        run = report["config_run"]
+        table.add_row(f"config end to end: {run['subnets']} subnets ({run['failed']} failed), s",
+                      f"{run['wall_seconds']:.1f}")
+        for target, spread in run["latency"].items():
+            table.add_row(f"{target}: latency range (ms) / median CI width / pairs apart",
+                          f"{spread['min_ms']:.3f}-{spread['max_ms']:.3f} / "
+                          f"{spread['median_ci_width_ms']:.3f} / {100 * spread['pairs_apart_share']:.0f}%")
     if "searcher" in report:
         for told, ms in report["searcher"]["ask_tell_ms"].items():
             table.add_row(f"{report['searcher']['searcher']} ask + tell at {told} results (ms)",
