@@ -440,8 +440,9 @@ def run_weight_sharing_search(
     earlier = earlier_subnets(config) if resume else []
     records: dict[str, TrialRecord] = {record.trial_id: record for record in earlier}
     front = LiveFront(objectives, tracker=tracker, noise_aware=config.searcher.noise_aware)
-    for record in earlier:
-        front.archive.add(record)
+    if earlier:
+        front.archive.extend(earlier)
+        front.refresh()
     status = "FAILED"
 
     def on_record(record: TrialRecord) -> None:
