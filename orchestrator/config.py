@@ -130,6 +130,15 @@ class TimingConfig(Section):
         return TimingSettings(**self.model_dump(exclude={"measure_timeout_s"}))
 
 
+class ConfirmConfig(Section):
+    """The confirmation pass over the final front (see ``orchestrator.confirmation``)."""
+
+    enabled: bool = Field(True, description=(
+        "re-time the final front's members before the front is reported"))
+    rounds: int = Field(3, ge=1, description=(
+        "rounds per member and target, the members interleaved in each round"))
+
+
 class PoolConfig(Section):
     """The hardware pool's settings (see ``hardware_pool.pool.HardwarePool``)."""
 
@@ -140,10 +149,11 @@ class PoolConfig(Section):
         "re-time a fixed reference model every N measurements per target (0: never)"))
     reference_tolerance: float = Field(0.15, gt=0, description=(
         "relative drift of the reference's median that flags the device and re-measures"))
+    confirm: ConfirmConfig = ConfirmConfig()
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``HardwarePool``."""
-        return self.model_dump()
+        return self.model_dump(exclude={"confirm"})
 
 
 class BoundConfig(Section):

@@ -190,6 +190,8 @@ class MlflowSink:
         parent = self.parent_run_id(search_id)
         self._tag_front(search_id, entry["front"])
         stamp = int(entry["time"] * 1000)
+        for trial_id, metrics in entry.get("metrics", {}).items():
+            self._update_metrics(search_id, trial_id, metrics, stamp)
         for trial_id, rank in entry["ranks"].items():
             run_id = self._child(search_id, trial_id)
             if run_id is not None:
@@ -217,6 +219,22 @@ class MlflowSink:
                                    end_time=int(entry["time"] * 1000))
 
     # -- helpers -------------------------------------------------------------------------------
+    def _update_metrics(self, search_id: str, trial_id: str, metrics: dict[str, float],
+                        stamp: int) -> None:
+        """Log a candidate's metrics that changed since its trial entry (e.g. re-timed by the
+        confirmation pass) as step 1 of its run; the front CSV then shows them."""
+        from mlflow.entities import Metric
+
+        known, run_id = self.trials.get((search_id, trial_id)), self._child(search_id, trial_id)
+        if known is None or run_id is None:
+            return
+        changed = {k: float(v) for k, v in metrics.items() if known["metrics"].get(k) != v}
+        if changed:
+            self.client.log_batch(run_id, metrics=[Metric(mlflow_key(k), v, stamp, 1)
+                                                   for k, v in changed.items()])
+            self.trials[(search_id, trial_id)] = {**known,
+                                                  "metrics": {**known["metrics"], **changed}}
+
     def _experiment_id(self, search_id: str) -> str:
         if search_id not in self.experiments:
             name = self.searches[search_id]["experiment"]

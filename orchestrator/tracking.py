@@ -216,6 +216,8 @@ class MlflowTracker:
         writer.submit(journal.append({
             "kind": "finish", "search_id": search_id, "time": time.time(),
             "front": [r.trial_id for r in summary.front], "ranks": pareto_ranks(completed, config),
+            # the front's final metrics: a confirmation pass may have re-timed them
+            "metrics": {r.trial_id: r.metrics for r in summary.front},
             "hypervolume": summary.hypervolume, "reference": list(summary.reference),
             "feasible": summary.feasible,
             "plots": [str(p.relative_to(journal.output_dir)) for p in made],

@@ -27,6 +27,7 @@ from orchestrator.candidate import (
     pin_away_from,
 )
 from orchestrator.config import SearchConfig
+from orchestrator.confirmation import Confirmation, confirm_front
 from orchestrator.errors import SearchError, SearchInterrupted
 from orchestrator.experiment import ExperimentDir
 from orchestrator.front import FrontArchive, FrontSummary, summarise_front
@@ -62,6 +63,7 @@ class SearchResult:
     run_id: str | None
     output_dir: Path
     experiment_dir: str = ""
+    confirmation: Confirmation | None = None  # the final front's confirmation pass, if run
 
 
 def _run_trial(config: dict[str, Any], job: CandidateJob) -> None:
@@ -128,6 +130,7 @@ def run_search(
     output_dir = Path(config.output_dir).resolve()
     experiment = ExperimentDir.of(config)
     records: list[TrialRecord] = []
+    confirmation: Confirmation | None = None
     interrupted = threading.Event()
     front = FrontArchive(objectives, noise_aware=config.searcher.noise_aware)
 
@@ -203,12 +206,16 @@ def run_search(
                 )
             with _sigint_sets(interrupted):
                 grid = tuner.fit()
-        if resume:  # trials that had ended before this run, in Tune's order
-            seen = {record.trial_id for record in records}
-            for earlier in _records_from(grid, space.name):
-                if earlier.trial_id not in seen:
-                    records.append(earlier)
-                    tracker.log_trial(earlier)  # a no-op for a trial the tracker already has
+            if resume:  # trials that had ended before this run, in Tune's order
+                seen = {record.trial_id for record in records}
+                for earlier in _records_from(grid, space.name):
+                    if earlier.trial_id not in seen:
+                        records.append(earlier)
+                        tracker.log_trial(earlier)  # a no-op for a trial the tracker already has
+            if config.pool.confirm.enabled and not interrupted.is_set():
+                records[:], confirmation = confirm_front(
+                    records, pool=pool.client(), config=config,
+                    sample_shape=dataset.input_spec.shape)
         summary = summarise_front(records, objectives, noise_aware=config.searcher.noise_aware)
         tracker.finish_search(records, summary)
         status = "KILLED" if interrupted.is_set() else "FINISHED" if summary.front else "FAILED"
@@ -227,7 +234,8 @@ def run_search(
         )
     return SearchResult(records=tuple(records), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
-                        output_dir=output_dir, experiment_dir=experiment.path)
+                        output_dir=output_dir, experiment_dir=experiment.path,
+                        confirmation=confirmation)
 
 
 def _scheduler(config: SearchConfig, rungs: tuple[int, ...]) -> TrialScheduler | None:

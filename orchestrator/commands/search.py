@@ -123,6 +123,8 @@ def run_and_report(config: SearchConfig, console: Console, *, checked: Preflight
         table.add_row(record.arch.key, *(_fmt(record.metrics[name]) for name in objectives),
                       _choices(record))
     console.print(table)
+    if result.confirmation is not None:
+        console.print(result.confirmation.describe(), soft_wrap=True, highlight=False, markup=False)
     failed = [r for r in result.records if not r.ok]
     if failed:
         console.print(f"[yellow]{len(failed)} candidate(s) failed[/]; first: {failed[0].error}",

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from orchestrator.cli import main
 from orchestrator.config import parse_config
 from orchestrator.errors import SearchError
+from orchestrator.mlflow_sink import TRIAL_TAG
 from orchestrator.tracking import FRONT_TAG, MlflowTracker
 from orchestrator.tune_driver import Progress, run_search
 
@@ -72,6 +73,22 @@ def test_search_end_to_end(tiny_config: dict[str, Any]) -> None:
         assert record.metrics["runs@cpu-ort"] >= 5
         assert record.metrics["params"] > 0
     assert 1 <= len(result.summary.front) <= 4 and result.summary.hypervolume > 0
+    # the final front was re-timed: 3 interleaved rounds of at least min_runs each
+    confirmation = result.confirmation
+    assert confirmation is not None and not confirmation.error
+    front_ids = {r.trial_id for r in result.summary.front}
+    assert set(confirmation.front_after) == front_ids <= set(confirmation.confirmed)
+    assert set(confirmation.median_change) == {"cpu-ort", "cpu-openvino"}
+    for record in result.summary.front:
+        for target in ("cpu-ort", "cpu-openvino"):
+            assert record.metrics[f"latency_search_ms@{target}"] > 0
+            assert record.metrics[f"runs@{target}"] >= 3 * 5
+            assert (record.metrics[f"latency_ci_low_ms@{target}"]
+                    <= record.metrics[f"latency_ms@{target}"]
+                    <= record.metrics[f"latency_ci_high_ms@{target}"])
+    confirmed = {r.trial_id: r for r in result.records if r.trial_id in confirmation.confirmed}
+    assert all("latency_search_ms@cpu-ort" not in r.metrics for r in result.records
+               if r.trial_id not in confirmed)
 
     children = _children(config, result.run_id)
     assert len(children) == 4
@@ -81,6 +98,11 @@ def test_search_end_to_end(tiny_config: dict[str, Any]) -> None:
         assert run.data.tags[FRONT_TAG] == str(run.data.tags["paretonas.arch_key"] in front_keys
                                                 ).lower()
         assert run.data.metrics["latency_ms/cpu-openvino"] > 0
+        record = confirmed.get(run.data.tags[TRIAL_TAG])
+        if record is not None:  # MLflow's latest value is the confirmed latency
+            assert run.data.metrics["latency_ms/cpu-ort"] == record.metrics["latency_ms@cpu-ort"]
+            assert (run.data.metrics["latency_search_ms/cpu-ort"]
+                    == record.metrics["latency_search_ms@cpu-ort"])
         artifacts = MlflowClient(config.tracking.uri).list_artifacts(run.info.run_id, "model")
         assert [a.path for a in artifacts] == [f"model/{run.data.tags['paretonas.arch_key']}.onnx"]
 
@@ -115,6 +137,7 @@ def test_cli_runs_a_tiny_config(tiny_config: dict[str, Any], tmp_path: Path,
     assert main(["run", str(path), "--set", "budget.candidates=3"]) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "of 3 candidates" in out
+    assert "front member(s) in 3 interleaved rounds per target" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
 
 
