@@ -165,8 +165,13 @@ def _has_model(record: TrialRecord) -> bool:
 
 def _request(record: TrialRecord, *, config: SearchConfig, sample_shape: tuple[int, ...]
              ) -> MeasureRequest:
-    """The record's model as the search measured it (an int8 target calibrates the same)."""
+    """The record's model as the search measured it (an int8 target calibrates the same;
+    a torch-* target gets the PyTorch program saved beside the ONNX file)."""
+    from evaluators.backends.torch_backend import program_path
     from hardware_pool.worker import MeasureRequest
 
-    return MeasureRequest(record.arch.key, Path(str(record.onnx_path)).read_bytes(),
-                          tuple(sample_shape), dataset=config.dataset.name, seed=config.seed)
+    onnx_path = Path(str(record.onnx_path))
+    program = program_path(onnx_path)
+    return MeasureRequest(record.arch.key, onnx_path.read_bytes(), tuple(sample_shape),
+                          dataset=config.dataset.name, seed=config.seed,
+                          torch_program=program.read_bytes() if program.is_file() else None)
