@@ -1,8 +1,9 @@
 """Fidelity of paretonas's latencies against the vendors' tools, repeatability, and the
 compiler-awareness report, on one pinned CPU core.
 
-For ~24 models built with the SDK (MLPs and conv classifiers at 1×28×28, wider conv
-classifiers at 3×40×40 and 3×64×64; random weights), each exported once to ONNX and ``.pt2``:
+For 28 models built with the SDK (MLPs and conv classifiers at 1×28×28, wider conv
+classifiers at 3×40×40, 3×64×64 and 3×96×96; random weights; about 0.01-5 ms on one core
+of a recent Xeon, about half of them under 0.2 ms), each exported once to ONNX and ``.pt2``:
 
 1. pass A, model by model: paretonas on OpenVINO CPU, ONNX Runtime CPU and torch eager
    (1 thread), timed interleaved with ``measure_interleaved`` and the default
@@ -15,6 +16,9 @@ classifiers at 3×40×40 and 3×64×64; random weights), each exported once to O
    ``calls_per_sample=8`` (K calls per sample), to decide whether K > 1 brings paretonas
    closer to ``benchmark_app``;
 2. pass B: paretonas again over all models, independent of pass A (fresh compiles, later).
+
+Every timing (ours and the vendor tool's) holds the core's node-wide lock, as the pool's
+actors do, so no paretonas search elsewhere on the machine times on that core meanwhile.
 
 Reports Kendall τ and the median ratio paretonas/benchmark_app (all models and the
 sub-0.2 ms subset), τ and median |Δ| between passes A and B per target, and the pairwise
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,12 +65,15 @@ from evaluators import (
     measure_interleaved,
 )
 from evaluators.backends.torch_backend import save_torch_program
+from hardware_pool.core_lock import hold_cores
 from search_spaces import InputSpec, create_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_MS = 0.2
 K_CALLS = 8
 BENCHMARK_APP = Path(sys.executable).with_name("benchmark_app")
+ORT_TOOL_ABSENT = ("onnxruntime_perf_test is absent: not on PATH, and the onnxruntime pip "
+                   "wheel does not ship it (it comes with a source build of ONNX Runtime)")
 
 
 @dataclass(frozen=True)
@@ -80,14 +88,15 @@ class Family:
     quick_count: int
 
 
-FAMILIES = (  # about 0.03-5 ms each on one core of a recent Xeon
+_WIDE = {"widths": (16, 24, 32), "stem_channels": 16, "expansions": (2, 4)}
+FAMILIES = (  # OpenVINO, one core of a recent Xeon: mlp28 0.01-0.2 ms, conv28 0.07-0.3,
+    # conv40 0.3-0.8, conv64 0.4-2.4, conv96 0.8-5
     Family("mlp28", "mlp", (1, 28, 28),
            {"max_layers": 3, "hidden_units": (128, 256, 512, 1024)}, 6, 2),
     Family("conv28", "conv-classifier", (1, 28, 28), {}, 8, 3),
-    Family("conv40", "conv-classifier", (3, 40, 40),
-           {"widths": (16, 24, 32), "stem_channels": 16, "expansions": (2, 4)}, 5, 2),
-    Family("conv64", "conv-classifier", (3, 64, 64),
-           {"widths": (16, 24, 32), "stem_channels": 16, "expansions": (2, 4)}, 5, 1),
+    Family("conv40", "conv-classifier", (3, 40, 40), _WIDE, 5, 2),
+    Family("conv64", "conv-classifier", (3, 64, 64), _WIDE, 5, 1),
+    Family("conv96", "conv-classifier", (3, 96, 96), _WIDE, 4, 0),
 )
 
 
@@ -133,15 +142,22 @@ def pin_process(core: int) -> None:
             continue  # the thread ended between listing and pinning
 
 
+def holding(core: int) -> AbstractContextManager[None]:
+    """The core's node-wide lock, which the pool's actors take too: no paretonas search on
+    this machine times on the core meanwhile (it waits, as two searches do)."""
+    return hold_cores([core], timeout_s=900, holder="benchmarks/pool_fidelity.py")
+
+
 def paretonas_pass(models: list[BenchModel], targets: dict[str, MeasureJob],
-                   timing: TimingSettings, console: Console, label: str
+                   timing: TimingSettings, console: Console, label: str, *, core: int
                    ) -> dict[str, dict[str, dict[str, Any]]]:
     """{target: {model: measurement as a dict, or {"error": ...}}}, targets interleaved."""
     results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in targets}
     for index, model in enumerate(models, 1):
         jobs = [replace(job, input_shape=model.input_shape) for job in targets.values()]
-        for name, result in zip(targets, measure_interleaved(model.onnx_path, jobs=jobs,
-                                                             timing=timing), strict=True):
+        with holding(core):
+            measured = measure_interleaved(model.onnx_path, jobs=jobs, timing=timing)
+        for name, result in zip(targets, measured, strict=True):
             results[name][model.name] = (asdict(result) if isinstance(result, Measurement)
                                          else {"error": str(result)})
         medians = ", ".join(f"{name} {_fmt(results[name][model.name])}" for name in targets)
@@ -240,6 +256,9 @@ def main() -> None:
         targets["torch-compile"] = MeasureJob(backend="torch-compile", options=one,
                                               input_shape=(1, 1))
     ort_tool = shutil.which("onnxruntime_perf_test")
+    if ort_tool is None:
+        console.print(f"[yellow]{ORT_TOOL_ABSENT}[/]; ONNX Runtime is compared with the "
+                      f"other runtimes only", soft_wrap=True)
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="paretonas-fidelity-") as tmp:
@@ -252,21 +271,24 @@ def main() -> None:
         ort_vendor: dict[str, float] = {}
         k_results: dict[str, dict[str, Any]] = {}
         for model in models:  # each vendor run right after ours: same conditions
-            for name, entries in paretonas_pass([model], targets, timing, console, "A").items():
+            for name, entries in paretonas_pass([model], targets, timing, console, "A",
+                                                core=args.core).items():
                 pass_a[name].update(entries)
-            vendor[model.name] = benchmark_app_median(model, core=args.core,
-                                                      seconds=args.bench_seconds)
-            if ort_tool:
-                ort_vendor[model.name] = ort_perf_test_median(
-                    ort_tool, model, core=args.core, seconds=args.bench_seconds)
+            with holding(args.core):
+                vendor[model.name] = benchmark_app_median(model, core=args.core,
+                                                          seconds=args.bench_seconds)
+                if ort_tool:
+                    ort_vendor[model.name] = ort_perf_test_median(
+                        ort_tool, model, core=args.core, seconds=args.bench_seconds)
             if vendor[model.name] < SMALL_MS:
                 k_results.update(paretonas_pass(
                     [model], {"openvino": targets["openvino"]},
                     replace(timing, calls_per_sample=K_CALLS), console, f"K={K_CALLS}",
+                    core=args.core,
                 )["openvino"])
             console.print(f"    benchmark_app {vendor[model.name]:.4f} ms")
         console.print("paretonas pass B ...")
-        pass_b = paretonas_pass(models, targets, timing, console, "B")
+        pass_b = paretonas_pass(models, targets, timing, console, "B", core=args.core)
 
     ov_a = medians(pass_a["openvino"])
     report: dict[str, Any] = {
@@ -275,7 +297,7 @@ def main() -> None:
                     "note": "shared, contended machine unless stated otherwise"},
         "timing": asdict(timing),
         "bench_seconds": args.bench_seconds,
-        "onnxruntime_perf_test": ort_tool or "not on PATH (not in the onnxruntime pip wheel)",
+        "onnxruntime_perf_test": ort_tool or ORT_TOOL_ABSENT,
         "models": {m.name: {"input_shape": m.input_shape, "benchmark_app_ms": vendor[m.name],
                             "onnxruntime_perf_test_ms": ort_vendor.get(m.name)}
                    for m in models},
@@ -335,7 +357,8 @@ def _print(console: Console, report: dict[str, Any], models: list[BenchModel],
                             _num(row["median_ratio"]))
     console.print(summary)
     if report["fidelity"]["onnxruntime_vs_perf_test"] is None:
-        console.print(f"onnxruntime_perf_test: {report['onnxruntime_perf_test']}")
+        console.print(f"[yellow]ONNX Runtime vs its own perf test: not compared[/]: "
+                      f"{report['onnxruntime_perf_test']}", soft_wrap=True)
     repeat = Table(title="repeatability, pass A vs B (targets: τ >= 0.9, median |Δ| <= 5%)")
     for column in ("target", "models", "Kendall τ", "median |Δ|"):
         repeat.add_column(column, justify="right")
