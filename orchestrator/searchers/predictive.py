@@ -67,7 +67,7 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         best = int(np.argmax(self._improvements(predictions)))
         arch = pool[best]
         self._predicted[arch.key] = predictions[best]
-        self._proposed.add(arch.key)
+        self._remember(arch)
         self._pending.add(arch.key)
         return arch
 

@@ -45,7 +45,7 @@ class SteadyStateSearcher(Searcher):
             arch = self._random()
         else:
             arch = self._breed(self._population.members)
-        self._proposed.add(arch.key)
+        self._remember(arch)
         self._pending.add(arch.key)
         return arch
 
@@ -55,18 +55,22 @@ class SteadyStateSearcher(Searcher):
         if fidelity is None:
             self._pending.discard(arch.key)
             self._told += 1
-        self._proposed.add(arch.key)
+        self._remember(arch)
         self._population.add(arch, values, violation)
 
     def tell_failure(self, arch: Architecture, reason: str) -> None:
         """``arch`` never joins the population and is not proposed again."""
         self._pending.discard(arch.key)
-        self._proposed.add(arch.key)
+        self._remember(arch)
         self._population.remove(arch.key)
 
     @abstractmethod
     def _breed(self, members: list[Member]) -> Architecture:
         """A child of ``members`` (best first), preferably one never proposed."""
+
+    def _remember(self, arch: Architecture) -> None:
+        """Mark ``arch`` as proposed (never proposed again while others are unseen)."""
+        self._proposed.add(arch.key)
 
     def _random(self) -> Architecture:
         return sample_unseen(self.space, self.rng, self._proposed) or self.space.sample(self.rng)
