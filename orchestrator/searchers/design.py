@@ -15,7 +15,6 @@ import numpy as np
 
 from search_spaces import Architecture, SearchSpace
 
-
 #: Latin hypercubes drawn to keep the most spread-out one (maximin Hamming distance).
 CANDIDATE_DESIGNS = 16
 

@@ -21,7 +21,6 @@ from typing import ClassVar
 
 import numpy as np
 
-
 from orchestrator.errors import ConfigError
 from orchestrator.searchers.design import initial_design
 from orchestrator.searchers.population import Member, Population
@@ -119,9 +118,9 @@ class NSGA2Searcher(SteadyStateSearcher):
             for parent in [*self._parents(front), *self._parents(rest)]:
                 if parent.arch.key in self._exhausted:
                     continue
-                child = self._unseen_neighbour(parent.arch)
-                if child is not None:
-                    return child
+                neighbour = self._unseen_neighbour(parent.arch)
+                if neighbour is not None:
+                    return neighbour
                 self._exhausted.add(parent.arch.key)
         for _ in range(BREED_RETRIES):
             child = self._child(population)
