@@ -1,0 +1,51 @@
+"""NSGA-II's initial design and its one-choice steps from the front."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from orchestrator.searchers.design import initial_design, latin_hypercube, uniform_architectures
+from orchestrator.searchers.nsga2 import NSGA2Searcher
+from search_spaces import InputSpec, create_space
+
+MLP = create_space("mlp", input_spec=InputSpec((4,), 3))  # 3 x 4 x 2 = 24 architectures
+NB201 = create_space("nb201", input_spec=InputSpec((3, 8, 8), 10))
+
+
+def test_latin_hypercube_spreads_every_choice_over_its_options() -> None:
+    codes = np.array(latin_hypercube(NB201, np.random.default_rng(0), 10))
+    for column in codes.T:  # five operations, ten rows: each operation exactly twice
+        assert sorted(np.bincount(column, minlength=5)) == [2] * 5
+
+
+def test_cells_with_one_operation_everywhere_come_first() -> None:
+    uniform = uniform_architectures(NB201, np.random.default_rng(0))
+    assert sorted(tuple(code) for code in uniform) == [(op,) * 6 for op in range(5)]
+    assert uniform_architectures(MLP, np.random.default_rng(0)) == []  # no shared options
+    design = initial_design(NB201, np.random.default_rng(0), 8)
+    assert len({arch.key for arch in design}) == 8
+    assert {tuple(NB201.encode(arch)) for arch in design[:5]} == {(op,) * 6 for op in range(5)}
+
+
+def test_nsga2_starts_with_the_design_then_steps_one_choice_from_the_front() -> None:
+    searcher = NSGA2Searcher(space=NB201, seed=0)
+    start = [searcher.ask() for _ in range(searcher.population_size)]
+    assert {tuple(NB201.encode(a)) for a in start[:5]} == {(op,) * 6 for op in range(5)}
+    for arch in start:
+        searcher.tell(arch, objectives=[float(NB201.encode(arch).sum()), float(arch.key < "m")])
+    for _ in range(40):
+        front = {arch.key: NB201.encode(arch) for arch, _ in searcher.population}
+        child = searcher.ask()
+        distances = [(NB201.encode(child) != code).sum() for code in front.values()]
+        assert min(distances) == 1
+        searcher.tell(child, objectives=[float(NB201.encode(child).sum()), float(child.key < "m")])
+
+
+def test_nsga2_never_repeats_until_the_space_is_exhausted() -> None:
+    searcher = NSGA2Searcher(space=MLP, seed=3, population_size=4)
+    asked = []
+    for _ in range(MLP.size()):
+        arch = searcher.ask()
+        asked.append(arch.key)
+        searcher.tell(arch, objectives=[float(MLP.encode(arch).sum()), -float(MLP.encode(arch)[0])])
+    assert len(set(asked)) == MLP.size()
