@@ -1,18 +1,27 @@
 """Predictor-guided search: surrogates pre-screen NSGA-II's offspring before real evaluation.
 
 One gradient-boosted-trees regressor per objective (accuracy, latency on each target,
-size...) learns from the one-hot architecture encoding of the results told so far. Each
-``ask`` breeds ``candidates`` children (NSGA-II tournament, crossover, mutation) plus a
-few random ones, predicts their objectives and proposes the child whose predicted point
-adds the most hypervolume to the front found so far (normalised by that front's span);
-only that child reaches the hardware. Models are retrained online, every time the
-number of results has grown by ``retrain_growth`` (default 10%), so retraining costs
-O(log n) fits over a search. ``prediction_quality()`` reports, per objective, the share
-of predictions within 10% of the measurement they preceded.
+size...) learns from features of the public architecture encoding: the one-hot blocks,
+the option codes (ordered choices split on thresholds) and, for each group of choices
+with identical options (a cell's edges), how often each option occurs (latency and size
+of a cell follow its operation counts). Objectives that are positive everywhere
+(latency, size) are fitted in log space, so the error is relative. Each ``ask`` screens
+the offspring NSGA-II would draw from: the unproposed one-choice neighbours of its next
+``parents`` parents (up to ``candidates``), plus ``random_candidates`` random
+architectures, predicts their objectives and proposes the one whose predicted point adds
+the most hypervolume to the front found so far (normalised by that front's span); only
+that one reaches the hardware. Screening one parent's neighbours was best on the
+NAS-Bench-201 replays: wider pools (every member's neighbours, random architectures)
+chase the models' errors and stall near the front. Models are
+retrained online every time the number of results has grown by ``retrain_growth``
+(default 10%), so retraining costs O(log n) fits over a search. ``prediction_quality()``
+reports, per objective, the share of predictions within 10% of the measurement they
+preceded.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -21,10 +30,9 @@ import numpy as np
 from orchestrator.errors import ConfigError
 from orchestrator.pareto import hypervolume, pareto_front_indices
 from orchestrator.searchers.nsga2 import NSGA2Searcher, _is_int, _is_real
-from orchestrator.searchers.random_search import sample_unseen
 from search_spaces import Architecture, SearchSpace
 
-#: Results needed before the surrogates are trusted (random/NSGA-II proposals until then).
+#: Results needed before the surrogates are trusted (NSGA-II proposals until then).
 MIN_TRAINING = 12
 
 
@@ -33,24 +41,30 @@ class PredictorGuidedSearcher(NSGA2Searcher):
 
     min_objectives: ClassVar[int] = 2
 
-    def __init__(self, *, space: SearchSpace, seed: int, population_size: int = 4,
-                 candidates: int = 64, random_candidates: int = 16,
+    def __init__(self, *, space: SearchSpace, seed: int, population_size: int = 12,
+                 parents: int = 1, candidates: int = 1024, random_candidates: int = 0,
                  retrain_growth: float = 0.1, mutation_rate: float | None = None) -> None:
         super().__init__(space=space, seed=seed, population_size=population_size,
-                         crossover_probability=0.0, mutation_rate=mutation_rate,
-                         archive_size=16)
+                         crossover_probability=0.0, mutation_rate=mutation_rate)
+        if not _is_int(parents) or parents < 1:
+            raise ConfigError(f"parents must be an integer >= 1, got {parents!r}")
         if not _is_int(candidates) or candidates < 1:
             raise ConfigError(f"candidates must be an integer >= 1, got {candidates!r}")
         if not _is_int(random_candidates) or random_candidates < 0:
             raise ConfigError(f"random_candidates must be an integer >= 0, got {random_candidates!r}")
         if not _is_real(retrain_growth) or not 0 < retrain_growth <= 10:
             raise ConfigError(f"retrain_growth must be a number in (0, 10], got {retrain_growth!r}")
+        self.parents = int(parents)
         self.candidates = int(candidates)
         self.random_candidates = int(random_candidates)
         self.retrain_growth = float(retrain_growth)
+        self._cardinalities = np.array(space.cardinalities())
+        self._offsets = np.concatenate(([0], np.cumsum(self._cardinalities)[:-1])).astype(int)
+        self._groups = _shared_option_groups(space)
         self._features: list[np.ndarray] = []
         self._targets: list[tuple[float, ...]] = []
         self._models: list[Any] = []
+        self._log: list[bool] = []
         self._trained_on = 0
         self._predicted: dict[str, np.ndarray] = {}
         self._hits: list[list[bool]] = []
@@ -60,12 +74,12 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         if len(self._targets) < MIN_TRAINING or not len(self._population):
             return super().ask()
         self._maybe_retrain()
-        pool = self._candidate_pool()
-        if not pool:
+        pool = self._candidate_codes()
+        if not len(pool):
             return super().ask()
         predictions = self._predict(pool)
         best = int(np.argmax(self._improvements(predictions)))
-        arch = pool[best]
+        arch = self.space.decode(pool[best])
         self._predicted[arch.key] = predictions[best]
         self._remember(arch)
         self._pending.add(arch.key)
@@ -80,7 +94,7 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         predicted = self._predicted.pop(arch.key, None)
         if predicted is not None:
             self._hits.append(list(np.abs(predicted - values) <= 0.1 * np.abs(values)))
-        self._features.append(self.space.one_hot(arch))
+        self._features.append(self._featurise(self.space.encode(arch)[None, :])[0])
         self._targets.append(tuple(values))
         if violation == 0:
             front = values[None, :] if self._front is None else np.vstack((self._front, values))
@@ -97,37 +111,85 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         return len(self._hits)
 
     # -- internals ------------------------------------------------------------------------
+    def _featurise(self, codes: np.ndarray) -> np.ndarray:
+        """Features of encodings ``codes`` (rows): one-hot, codes, option counts per group."""
+        one_hot = np.zeros((len(codes), int(self._cardinalities.sum())))
+        np.put_along_axis(one_hot, codes + self._offsets[None, :], 1.0, axis=1)
+        counts = [np.stack([(codes[:, positions] == option).sum(axis=1)
+                            for option in range(options)], axis=1)
+                  for positions, options in self._groups]
+        return np.concatenate([one_hot, codes.astype(float), *counts], axis=1)
+
     def _maybe_retrain(self) -> None:
         if self._models and len(self._targets) < self._trained_on * (1 + self.retrain_growth):
             return
         from sklearn.ensemble import GradientBoostingRegressor
 
         features, targets = np.array(self._features), np.array(self._targets)
-        self._models = []
+        self._models, self._log = [], []
         for column in range(targets.shape[1]):
-            model = GradientBoostingRegressor(n_estimators=50, max_depth=3, learning_rate=0.1,
+            values = targets[:, column]
+            log = bool((values > 0).all())  # relative errors for latency, size...
+            model = GradientBoostingRegressor(n_estimators=100, max_depth=3, learning_rate=0.1,
                                               subsample=0.9,
                                               random_state=int(self.rng.integers(2**31)))
-            model.fit(features, targets[:, column])
+            model.fit(features, np.log(values) if log else values)
             self._models.append(model)
+            self._log.append(log)
         self._trained_on = len(self._targets)
 
-    def _candidate_pool(self) -> list[Architecture]:
-        members = self._population.members
-        pool: dict[str, Architecture] = {}
-        for _ in range(self.candidates):
-            child = self._child(members)
-            if child.key not in self._proposed:
-                pool[child.key] = child
-        for _ in range(self.random_candidates):
-            arch = sample_unseen(self.space, self.rng, self._proposed)
-            if arch is not None:
-                pool[arch.key] = arch
-        return list(pool.values())
+    def _candidate_codes(self) -> np.ndarray:
+        """Unproposed one-choice neighbours of ``parents`` parents, plus random codes.
 
-    def _predict(self, pool: list[Architecture]) -> np.ndarray:
-        features = np.array([self.space.one_hot(arch) for arch in pool])
-        return np.column_stack([model.predict(features) for model in self._models])
+        Parents come in NSGA-II's order (front first, a crowding tournament's winner
+        first); a parent without unproposed neighbours is skipped from then on.
+        """
+        members = self._population.members
+        front = [member for member in members if member.rank == 0]
+        rest = [member for member in members if member.rank > 0]
+        seen: set[int] = set()
+        pool: list[np.ndarray] = []
+        used = 0
+        for member in [*self._parents(front), *self._parents(rest)]:
+            if used >= self.parents:
+                break
+            if member.arch.key in self._exhausted:
+                continue
+            neighbours = self._unseen_neighbour_codes(self.space.encode(member.arch), seen)
+            if not neighbours:
+                self._exhausted.add(member.arch.key)
+                continue
+            pool += neighbours
+            used += 1
+        if len(pool) > self.candidates:
+            pool = [pool[int(i)] for i in self.rng.choice(len(pool), self.candidates, replace=False)]
+        for _ in range(self.random_candidates):
+            code = np.array([self.rng.integers(int(c)) for c in self._cardinalities])
+            index = self._index(code)
+            if index not in self._indices and index not in seen:
+                seen.add(index)
+                pool.append(code)
+        return np.array(pool, dtype=np.int64)
+
+    def _unseen_neighbour_codes(self, code: np.ndarray, seen: set[int]) -> list[np.ndarray]:
+        """Codes one choice away from ``code``, neither proposed nor in ``seen`` (updated)."""
+        base = self._index(code)
+        out = []
+        for position, cardinality in enumerate(self._cardinalities):
+            for option in range(int(cardinality)):
+                index = base + (option - int(code[position])) * self._radix[position]
+                if option != code[position] and index not in self._indices and index not in seen:
+                    seen.add(index)
+                    neighbour = code.copy()
+                    neighbour[position] = option
+                    out.append(neighbour)
+        return out
+
+    def _predict(self, codes: np.ndarray) -> np.ndarray:
+        features = self._featurise(codes)
+        columns = [model.predict(features) for model in self._models]
+        return np.column_stack([np.exp(c) if log else c
+                                for c, log in zip(columns, self._log, strict=True)])
 
     def _improvements(self, predictions: np.ndarray) -> np.ndarray:
         """Hypervolume each predicted point adds to the current front (normalised)."""
@@ -146,6 +208,15 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         # a tie (nothing predicted to improve): prefer the nearest to the front
         distance = np.min(np.linalg.norm(scaled[:, None, :] - scaled_front[None], axis=2), axis=1)
         return gains - 1e-6 * distance
+
+
+def _shared_option_groups(space: SearchSpace) -> list[tuple[list[int], int]]:
+    """(positions, number of options) of each group of two or more choices with equal options."""
+    groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
+    for position, choice in enumerate(space.choices()):
+        groups[tuple(choice.options())].append(position)
+    return [(positions, len(options)) for options, positions in groups.items()
+            if len(positions) >= 2 and len(options) >= 2]
 
 
 def _gains_2d(front: np.ndarray, points: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -49,3 +49,20 @@ def test_nsga2_never_repeats_until_the_space_is_exhausted() -> None:
         asked.append(arch.key)
         searcher.tell(arch, objectives=[float(MLP.encode(arch).sum()), -float(MLP.encode(arch)[0])])
     assert len(set(asked)) == MLP.size()
+
+
+def test_predictor_learns_a_latency_that_follows_operation_counts() -> None:
+    """Latency multiplies per-operation costs: log space and operation counts make it easy."""
+    from orchestrator.searchers.predictive import PredictorGuidedSearcher
+
+    cost = np.array([0.0, 0.02, 0.1, 0.2, 0.05])  # none, skip, 1x1, 3x3, pool
+    searcher = PredictorGuidedSearcher(space=NB201, seed=0)
+    for _ in range(60):
+        arch = searcher.ask()
+        code = NB201.encode(arch)
+        latency = 5.0 * float(np.exp(cost[code].sum()))
+        error = 1.0 / (1.0 + np.count_nonzero(code == 3) + 0.5 * np.count_nonzero(code == 2))
+        searcher.tell(arch, objectives=[error, latency])
+    assert searcher.predictions_checked == 60 - 12
+    _, latency_share = searcher.prediction_quality()
+    assert latency_share > 0.75  # measured 0.81-0.90 over seeds 0-3
