@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -72,6 +73,8 @@ def main() -> None:
                         help="from-scratch budget, the same for every fidelity subnet")
     parser.add_argument("--scratch-batch-size", type=int, default=64)
     parser.add_argument("--scratch-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--scratch-schedule", choices=["cosine", "constant"], default="cosine",
+                        help="learning rate over the from-scratch budget")
     parser.add_argument("--scratch-workers", type=int, default=2,
                         help="processes training fidelity subnets from scratch (one thread each)")
     parser.add_argument("--scratch-from", help="reuse the from-scratch accuracies of an earlier "
@@ -147,16 +150,47 @@ def spanning_subnets(space: ElasticSpace, count: int, seed: int) -> list[Archite
 
 
 def _scratch_accuracy(config_path: str, overrides: dict[str, Any], values: dict[str, Any],
-                      settings: TrainingSettings) -> tuple[float, float]:
-    """(test accuracy, seconds) of one subnet trained from scratch (a worker process)."""
+                      settings: TrainingSettings, schedule: str) -> tuple[float, float]:
+    """(test accuracy, seconds) of one subnet trained from scratch (a worker process).
+
+    ``schedule="cosine"`` decays the learning rate to zero over the budget (as NAS
+    benchmarks train their references), so the last iterate is not a noisy snapshot of
+    a constant-rate run; ``"constant"`` is from-scratch mode's own training.
+    """
     config = load_config(config_path, overrides=overrides)
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
     torch.manual_seed(settings.seed)
     model = space.build(space.architecture(values))
     started = time.perf_counter()
-    result = train_and_evaluate(model, dataset, settings)
-    return result.accuracy, time.perf_counter() - started
+    if schedule == "constant":
+        accuracy = train_and_evaluate(model, dataset, settings).accuracy
+    else:
+        accuracy = _train_cosine(model, dataset, settings)
+    return accuracy, time.perf_counter() - started
+
+
+def _train_cosine(model: torch.nn.Module, dataset: Any, settings: TrainingSettings) -> float:
+    torch.set_num_threads(settings.threads)
+    x, y = torch.tensor(dataset.train_x), torch.tensor(dataset.train_y)
+    steps = settings.epochs * math.ceil(len(x) / settings.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.train()
+    for _ in range(settings.epochs):
+        for batch in torch.randperm(len(x), generator=generator).split(settings.batch_size):
+            if len(batch) < 2:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+            decay.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model(torch.tensor(dataset.test_x)).argmax(dim=1)
+    return float((predicted == torch.tensor(dataset.test_y)).float().mean())
 
 
 def _earlier_scratch(path: str, budget: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -181,12 +215,14 @@ def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace,
                                 threads=1)
     archs = spanning_subnets(space, args.fidelity_subnets, config.seed)
     budget = {"epochs": args.scratch_epochs, "batch_size": args.scratch_batch_size,
-              "learning_rate": args.scratch_learning_rate, "train_samples": len(dataset.train_x)}
+              "learning_rate": args.scratch_learning_rate, "schedule": args.scratch_schedule,
+              "train_samples": len(dataset.train_x)}
     earlier = _earlier_scratch(args.scratch_from, budget) if args.scratch_from else {}
     with ProcessPoolExecutor(max_workers=args.scratch_workers,
                              mp_context=multiprocessing.get_context("spawn")) as workers:
         scratch = [workers.submit(_scratch_accuracy, args.config, overrides, arch.as_dict(),
-                                  training) for arch in archs if arch.key not in earlier]
+                                  training, args.scratch_schedule)
+                   for arch in archs if arch.key not in earlier]
         rows: list[dict[str, Any]] = []
         for arch in archs:
             inherited = evaluator.evaluate(arch)
