@@ -44,9 +44,10 @@ from hardware_pool.pool import HardwarePool, PoolClient
 from hardware_pool.worker import MeasureRequest
 from orchestrator.candidate import pin_away_from
 from orchestrator.config import SearchConfig
+from orchestrator.confirmation import Confirmation, confirm_front
 from orchestrator.errors import SearchError
 from orchestrator.experiment import ExperimentDir
-from orchestrator.front import FrontArchive, FrontSummary
+from orchestrator.front import FrontArchive, FrontSummary, summarise_front
 from orchestrator.journal import Journal, record_from_entry
 from orchestrator.objectives import ObjectiveSet, target_metric
 from orchestrator.ray_session import environment, ray_session
@@ -444,6 +445,7 @@ def run_weight_sharing_search(
         front.archive.extend(earlier)
         front.refresh()
     status = "FAILED"
+    confirmation: Confirmation | None = None
 
     def on_record(record: TrialRecord) -> None:
         records[record.trial_id] = record
@@ -477,14 +479,27 @@ def run_weight_sharing_search(
                                                 {"cpu": config.budget.trial_cpus})
                 _subnet_tuner(config, trainable, searcher, objectives, experiment, on_record,
                               resume=resume, resume_errored=resume_errored).fit()
-        summary = front.refresh()
-        exported = export_front(summary.front, space=space, checkpoint=checkpoint, config=config,
-                                directory=output_dir / "front")
-        for record in exported:
+                # The front's ONNX models (re-extracted), then re-timed by the confirmation
+                # pass while the pool is up; members that join the front only then are
+                # exported afterwards.
+                for record in export_front(front.refresh().front, space=space,
+                                           checkpoint=checkpoint, config=config,
+                                           directory=output_dir / "front"):
+                    records[record.trial_id] = record
+                if config.pool.confirm.enabled:
+                    confirmed, confirmation = confirm_front(
+                        list(records.values()), pool=pool.client(), config=config,
+                        sample_shape=dataset.input_spec.shape)
+                    records = {record.trial_id: record for record in confirmed}
+        summary = summarise_front(list(records.values()), objectives,
+                                  noise_aware=config.searcher.noise_aware)
+        missing = [record for record in summary.front if not record.onnx_path]
+        for record in export_front(tuple(missing), space=space, checkpoint=checkpoint,
+                                   config=config, directory=output_dir / "front"):
             records[record.trial_id] = record
-        summary = replace(summary, front=tuple(exported))
+        summary = replace(summary, front=tuple(records[r.trial_id] for r in summary.front))
         if isinstance(tracker, SupernetTracker):
-            tracker.log_onnx_models(exported)
+            tracker.log_onnx_models(summary.front)
         tracker.finish_search(list(records.values()), summary)
         status = "FINISHED" if summary.front else "FAILED"
     finally:
@@ -495,7 +510,8 @@ def run_weight_sharing_search(
                           + "; ".join(causes[:3]))
     return SearchResult(records=tuple(records.values()), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
-                        output_dir=output_dir, experiment_dir=experiment.path)
+                        output_dir=output_dir, experiment_dir=experiment.path,
+                        confirmation=confirmation)
 
 
 def _subnet_tuner(config: SearchConfig, trainable: Any, searcher: Searcher,

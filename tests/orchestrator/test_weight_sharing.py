@@ -281,5 +281,8 @@ def test_a_killed_weight_sharing_search_resumes_without_evaluating_finished_subn
     assert len(result.records) == budget and all(r.ok for r in result.records)
     assert len({r.arch.key for r in result.records}) == budget
     by_id = {r.trial_id: r for r in result.records}
-    assert all(by_id[trial].metrics == record.metrics for trial, record in before.items())
+    for trial, record in before.items():  # as recorded (only the front's latencies are re-timed)
+        assert {k: v for k, v in by_id[trial].metrics.items() if "@" not in k} == \
+            {k: v for k, v in record.metrics.items() if "@" not in k}
     assert result.summary.front and all(r.onnx_path for r in result.summary.front)
+    assert result.confirmation is not None and result.confirmation.confirmed
