@@ -217,6 +217,8 @@ def run_search(
                     records, pool=pool.client(), config=config,
                     sample_shape=dataset.input_spec.shape)
         summary = summarise_front(records, objectives, noise_aware=config.searcher.noise_aware)
+        if confirmation is not None:  # re-timed: the confirmed front is the search's last step
+            tracker.update_front(summary)
         tracker.finish_search(records, summary)
         status = "KILLED" if interrupted.is_set() else "FINISHED" if summary.front else "FAILED"
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep what is logged

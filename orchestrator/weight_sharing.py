@@ -498,6 +498,8 @@ def run_weight_sharing_search(
                                    config=config, directory=output_dir / "front"):
             records[record.trial_id] = record
         summary = replace(summary, front=tuple(records[r.trial_id] for r in summary.front))
+        if confirmation is not None:  # re-timed: the confirmed front is the search's last step
+            tracker.update_front(summary)
         if isinstance(tracker, SupernetTracker):
             tracker.log_onnx_models(summary.front)
         tracker.finish_search(list(records.values()), summary)
