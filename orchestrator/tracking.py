@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from orchestrator.config import SearchConfig
+from orchestrator.confirmation import SEARCH_LATENCY
 from orchestrator.errors import TrackingError
 from orchestrator.front import FrontSummary
 from orchestrator.journal import Entry, Journal, trial_entry
@@ -216,8 +217,10 @@ class MlflowTracker:
         writer.submit(journal.append({
             "kind": "finish", "search_id": search_id, "time": time.time(),
             "front": [r.trial_id for r in summary.front], "ranks": pareto_ranks(completed, config),
-            # the front's final metrics: a confirmation pass may have re-timed them
-            "metrics": {r.trial_id: r.metrics for r in summary.front},
+            # final metrics of the front and of every record the confirmation pass
+            # re-timed (also those it then left off the front)
+            "metrics": {r.trial_id: r.metrics for r in completed
+                        if r.trial_id in front_ids or _confirmed(r)},
             "hypervolume": summary.hypervolume, "reference": list(summary.reference),
             "feasible": summary.feasible,
             "plots": [str(p.relative_to(journal.output_dir)) for p in made],
@@ -341,3 +344,8 @@ def sync(output_dir: str | Path, *, uri: str | None = None) -> int:
                                 f"{type(error).__name__}: {error}; nothing is lost, run sync "
                                 f"again once it is fixed") from error
     return sent
+
+
+def _confirmed(record: TrialRecord) -> bool:
+    """Whether the confirmation pass re-timed ``record`` (it kept a search-time latency)."""
+    return any(name.startswith(f"{SEARCH_LATENCY}@") for name in record.metrics)

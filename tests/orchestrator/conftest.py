@@ -10,7 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,9 @@ def track_search(tmp: Path, uri: str, experiment: str) -> TrackedSearch:
                                       filter_string=f"tags.mlflow.parentRunId = '{parent}'")
         tags_per_step.append({r.data.tags["paretonas.trial_id"]: r.data.tags["paretonas.pareto_front"]
                               for r in children})
+    # as a confirmation pass would: t0 (off the front) re-timed, its search-time value kept
+    done[0] = replace(done[0], metrics={**done[0].metrics, "latency_ms@cpu-ort": 2.5,
+                                        "latency_search_ms@cpu-ort": 2.0})
     tracker.finish_search(done, summarise_front(done, config.objective_set()))
     tracker.end_search("FINISHED")
     assert tracker.unsynced == 0

@@ -99,8 +99,8 @@ def test_search_end_to_end(tiny_config: dict[str, Any]) -> None:
                                                 ).lower()
         assert run.data.metrics["latency_ms/cpu-openvino"] > 0
         record = confirmed.get(run.data.tags[TRIAL_TAG])
-        if record is not None and run.data.tags["paretonas.arch_key"] in front_keys:
-            # a final front member: MLflow's latest value is its confirmed latency
+        if record is not None:
+            # re-timed (on the final front or not): MLflow's latest value is its confirmed one
             assert run.data.metrics["latency_ms/cpu-ort"] == record.metrics["latency_ms@cpu-ort"]
             assert (run.data.metrics["latency_search_ms/cpu-ort"]
                     == record.metrics["latency_search_ms@cpu-ort"])

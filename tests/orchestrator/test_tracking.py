@@ -80,6 +80,9 @@ def test_front_tags_follow_the_search(tracked_sqlite: TrackedSearch) -> None:
     assert tags["t9"]["paretonas.failure_stage"] == "export"
     assert "boom" in tags["t9"]["paretonas.error"]
     assert children["t1"][0].data.metrics["latency_ms/cpu-ort"] == 1.0
+    # re-timed by the confirmation pass though off the front: MLflow shows the confirmed value
+    assert children["t0"][0].data.metrics["latency_ms/cpu-ort"] == 2.5
+    assert children["t0"][0].data.metrics["latency_search_ms/cpu-ort"] == 2.0
     assert children["t1"][0].data.params["stage1.width"] == "16"
 
 
