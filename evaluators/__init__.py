@@ -8,7 +8,13 @@ from evaluators.backends import (
     CompiledModel,
     get_backend,
 )
-from evaluators.benchmark import MeasureJob, Measurement, measure_interleaved, measure_onnx
+from evaluators.benchmark import (
+    MeasureJob,
+    Measurement,
+    measure_interleaved,
+    measure_many,
+    measure_onnx,
+)
 from evaluators.data import DATASETS, Dataset, load_dataset
 from evaluators.errors import (
     BackendUnavailableError,
@@ -61,6 +67,7 @@ __all__ = [
     "harness_floor_ms",
     "load_dataset",
     "measure_interleaved",
+    "measure_many",
     "measure_onnx",
     "median_interval",
     "time_model",

@@ -1,15 +1,17 @@
-"""Compile an ONNX file with one or more backends and time it: hardware measurements.
+"""Compile ONNX files with one or more backends and time them: hardware measurements.
 
 ``measure_onnx`` measures one (backend, options, input shape) job; ``measure_interleaved``
-compiles several jobs once and times them in alternating rounds, so that jobs sharing a
-device see the same conditions, and returns one result (a ``Measurement`` or the error)
-per job.
+compiles several jobs of one model once and times them in alternating rounds, so that jobs
+sharing a device see the same conditions; ``measure_many`` does the same for several
+models at once (round-robin over every model and job: each one's latency then integrates
+the device's state over the same period, which is what makes two passes agree on a
+shared machine). Each returns one result (a ``Measurement`` or the error) per job.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,39 +122,71 @@ def measure_interleaved(
     ``BenchmarkError``); a failing job does not stop the others. With ``evaluation`` each
     job's compiled model is also scored on it (untimed, before timing starts).
     """
-    prepared: list[_Prepared | ParetonasError] = []
-    for job in jobs:
-        try:
-            prepared.append(_prepare(Path(onnx_path), job, timing, seed, evaluation))
-        except ParetonasError as error:
-            prepared.append(error)
-        except Exception as error:  # a backend's own bug: that job fails, the others go on
-            failure = BenchmarkError(f"{job.backend}: preparing {onnx_path} failed: "
-                                     f"{type(error).__name__}: {error}")
-            failure.__cause__ = error
-            prepared.append(failure)
+    return measure_many([(Path(onnx_path), jobs)], timing=timing, seed=seed,
+                        evaluation=evaluation)[0]
+
+
+def measure_many(
+    models: Sequence[tuple[Path, Sequence[MeasureJob]]], *, timing: TimingSettings,
+    seed: int = 0, evaluation: EvaluationSet | None = None,
+    on_progress: Callable[[], None] | None = None,
+) -> list[list[Measurement | ParetonasError]]:
+    """Compile every (ONNX file, jobs) pair's jobs, then time them all round-robin.
+
+    One round of every unfinished job in turn, over and over, until each has stopped by
+    ``timing``'s rules: the rounds of all models and jobs alternate, so every latency is
+    the median over the same stretch of the device's life, not over a burst of its own.
+    All compiled models stay loaded until the end. ``on_progress`` is called after each
+    model is compiled and after each sweep (one round of every unfinished job). Errors as in
+    ``measure_interleaved``: returns, per model, one entry per job.
+    """
+    prepared: list[list[_Prepared | ParetonasError]] = []
     try:
-        live = [item for item in prepared if isinstance(item, _Prepared)]
+        for onnx_path, jobs in models:
+            prepared.append([_prepare_job(Path(onnx_path), job, timing, seed, evaluation)
+                             for job in jobs])
+            if on_progress is not None:
+                on_progress()
+        live = [item for entries in prepared for item in entries if isinstance(item, _Prepared)]
         while live:
             for item in live:
                 try:
                     item.timing.round()
                 except Exception as error:
                     item.error = BenchmarkError(
-                        f"{item.job.backend}: timing {onnx_path} failed: {error}")
+                        f"{item.job.backend}: timing {item.onnx_path} failed: {error}")
                     item.error.__cause__ = error
             live = [item for item in live if item.error is None and not item.timing.done]
-        return [item if isinstance(item, ParetonasError) else item.result() for item in prepared]
+            if on_progress is not None:
+                on_progress()
+        return [[item if isinstance(item, ParetonasError) else item.result()
+                 for item in entries] for entries in prepared]
     finally:
-        for entry in prepared:
-            if isinstance(entry, _Prepared):
-                entry.compiled.close()
+        for entries in prepared:
+            for entry in entries:
+                if isinstance(entry, _Prepared):
+                    entry.compiled.close()
+
+
+def _prepare_job(onnx_path: Path, job: MeasureJob, timing: TimingSettings, seed: int,
+                 evaluation: EvaluationSet | None) -> _Prepared | ParetonasError:
+    """``_prepare``, with any failure turned into that job's error."""
+    try:
+        return _prepare(onnx_path, job, timing, seed, evaluation)
+    except ParetonasError as error:
+        return error
+    except Exception as error:  # a backend's own bug: that job fails, the others go on
+        failure = BenchmarkError(f"{job.backend}: preparing {onnx_path} failed: "
+                                 f"{type(error).__name__}: {error}")
+        failure.__cause__ = error
+        return failure
 
 
 @dataclass
 class _Prepared:
     """A compiled, bound and warmed-up job, timed one round at a time."""
 
+    onnx_path: Path
     job: MeasureJob
     compiled: CompiledModel
     timing: TimingRun
@@ -217,6 +251,7 @@ def _prepare(onnx_path: Path, job: MeasureJob, timing: TimingSettings, seed: int
     except BaseException:
         compiled.close()
         raise
-    return _Prepared(job=job, compiled=compiled, timing=run, compile_seconds=compile_seconds,
-                     runtime=runtime.sdk_module, runtime_version=runtime.runtime_version(),
+    return _Prepared(onnx_path=onnx_path, job=job, compiled=compiled, timing=run,
+                     compile_seconds=compile_seconds, runtime=runtime.sdk_module,
+                     runtime_version=runtime.runtime_version(),
                      device_name=runtime.device_name(options), accuracy=accuracy)

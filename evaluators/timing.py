@@ -2,10 +2,18 @@
 
 Only ``CompiledModel.run_prepared()`` (and ``synchronize()``) is inside the timed region:
 inputs and outputs are bound once by ``prepare``. Samples are taken in short rounds; after
-each round the loop checks whether the distribution-free confidence interval of the
-median is narrow enough (``rel_ci``) or the time cap (``max_seconds``) is spent. Several
-models can be timed in alternating rounds (``TimingRun``), so that drifts of the device
-(frequency, other load) spread over all of them instead of landing on one.
+each round the loop checks whether the confidence interval of the median is narrow enough
+(``rel_ci``) or the time cap (``max_seconds``) is spent. Several models can be timed in
+alternating rounds (``TimingRun``), so that drifts of the device (frequency, other load)
+spread over all of them instead of landing on one.
+
+The reported latency is the median of the rounds' medians, and its interval is the
+distribution-free interval of that median over the rounds. Samples within one round
+are not independent (they share the device's state of that moment: its frequency, the
+other processes running), so an interval over all samples pooled is far too narrow:
+on a shared machine it claimed ±0.5% while two passes differed by 10-20%. Rounds are the
+units that vary independently, so the interval is computed over them, and it needs at
+least 6 rounds to be finite at 95% (with fewer it is the samples' min..max).
 
 Each measurement also reports the harness floor: the same loop around a no-op, i.e. the
 part of every sample that is timer and loop overhead, not inference.
@@ -14,10 +22,7 @@ One call per sample (``calls_per_sample=1``) is the default: the loop's floor is
 well under 1% of a 0.05 ms model, and the median of single calls is what latency means
 (OpenVINO's ``benchmark_app`` reports the same statistic); timing K calls per sample
 reports the median of K-call means instead, which moves towards the mean on skewed
-distributions: a preempted call lands in every K-call sample it touches instead of being
-rejected as one outlier. ``benchmarks/pool_fidelity.py`` measures both against
-``benchmark_app``; on a loaded 2-core machine, K=8 on the sub-0.2 ms models gave a median
-ratio of 1.52 to ``benchmark_app`` (τ 0.75) against 1.11 (τ 0.86) for K=1.
+distributions. ``benchmarks/pool_fidelity.py`` measures both against ``benchmark_app``.
 """
 
 from __future__ import annotations
@@ -47,10 +52,11 @@ class TimingSettings:
     ``warmup_runs`` untimed calls, then rounds of about ``round_seconds`` of timed calls,
     each after ``round_warmup_runs`` untimed ones (caches refill after other work).
     The minimums (``min_runs`` samples and ``min_seconds`` of timing) are always met. Then
-    the loop stops as soon as the ``confidence`` interval of the median lies within
-    ``± rel_ci`` of the median ("precision"), once ``max_seconds`` of timing are spent
-    ("time_cap", the interval is still reported), or at ``max_runs`` samples. A sample is
-    the mean of ``calls_per_sample`` back-to-back calls (1: every call is a sample).
+    the loop stops as soon as the ``confidence`` interval of the median of the rounds'
+    medians lies within ``± rel_ci`` of it ("precision": at least 6 rounds at 95%), once
+    ``max_seconds`` of timing are spent ("time_cap", the interval is still reported), or
+    at ``max_runs`` samples. A sample is the mean of ``calls_per_sample`` back-to-back
+    calls (1: every call is a sample).
     """
 
     warmup_runs: int = 20
@@ -88,11 +94,13 @@ def _is_number(value: object) -> bool:
 
 @dataclass(frozen=True)
 class TimingStats:
-    """Latency of one inference in milliseconds over ``runs`` timed samples.
+    """Latency of one inference in milliseconds over ``runs`` timed samples in ``rounds``.
 
-    ``ci_low_ms``/``ci_high_ms`` bound the median at the settings' confidence (order
-    statistics, no distribution assumed); ``floor_ms`` is the median of the same loop
-    around a no-op; ``stop_reason`` says why sampling ended.
+    ``median_ms`` is the median of the rounds' medians; ``ci_low_ms``/``ci_high_ms``
+    bound it at the settings' confidence (order statistics of the round medians, no
+    distribution assumed; the samples' min..max when there are too few rounds). ``p90_ms``,
+    ``mean_ms``, ``min_ms``, ``max_ms`` and ``std_ms`` are over all samples. ``floor_ms`` is
+    the median of the same loop around a no-op; ``stop_reason`` says why sampling ended.
     """
 
     median_ms: float
@@ -208,6 +216,7 @@ class TimingRun:
         self._settings = settings
         self._floor_ms = floor_ms
         self._samples_ns: list[float] = []
+        self._round_medians_ns: list[float] = []
         self._rounds = 0
         self._timed_ns = 0
         self._stop_reason: StopReason | None = None
@@ -231,9 +240,12 @@ class TimingRun:
         self._untimed(settings.round_warmup_runs)
         started = time.perf_counter_ns()
         room = settings.max_runs - len(self._samples_ns)
-        self._samples_ns += _sample(self._compiled, room, settings.calls_per_sample,
-                                    deadline_ns=started + int(settings.round_seconds * 1e9))
+        taken = _sample(self._compiled, room, settings.calls_per_sample,
+                        deadline_ns=started + int(settings.round_seconds * 1e9))
         self._timed_ns += time.perf_counter_ns() - started
+        if taken:
+            self._samples_ns += taken
+            self._round_medians_ns.append(float(np.median(taken)))
         self._rounds += 1
         self._stop_reason = self._should_stop()
 
@@ -243,8 +255,8 @@ class TimingRun:
             return "max_runs"
         if runs < settings.min_runs or self._timed_ns < settings.min_seconds * 1e9:
             return None
-        low, high = median_interval(np.asarray(self._samples_ns), settings.confidence)
-        median = float(np.median(self._samples_ns))
+        low, high = median_interval(np.asarray(self._round_medians_ns), settings.confidence)
+        median = float(np.median(self._round_medians_ns))
         if (high - low) / 2 <= settings.rel_ci * median:
             return "precision"
         if self._timed_ns >= settings.max_seconds * 1e9:
@@ -255,9 +267,10 @@ class TimingRun:
         if not self._samples_ns:
             raise ValueError("TimingRun.stats() before any round")
         samples_ms = np.asarray(self._samples_ns, dtype=np.float64) / 1e6
-        low, high = median_interval(samples_ms, self._settings.confidence)
+        round_medians_ms = np.asarray(self._round_medians_ns, dtype=np.float64) / 1e6
+        low, high = median_interval(round_medians_ms, self._settings.confidence)
         return TimingStats(
-            median_ms=float(np.median(samples_ms)),
+            median_ms=float(np.median(round_medians_ms)),
             p90_ms=float(np.percentile(samples_ms, 90)),
             mean_ms=float(samples_ms.mean()),
             min_ms=float(samples_ms.min()),

@@ -26,7 +26,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from statistics import median
 from typing import Any
 
 import ray
@@ -67,16 +66,9 @@ class DeviceActor:
         return self.worker.measure_targets(targets, request, request_id=request_id)
 
     @ray.method(concurrency_group="measure")
-    def measure_rounds(self, request_id: str, target: str, requests: Sequence[MeasureRequest],
-                       timing: TimingSettings, rounds: int) -> list[PoolMeasurement]:
-        """Time every request ``rounds`` times, round-robin; combine each one's rounds."""
-        taken: list[list[PoolMeasurement]] = [[] for _ in requests]
-        for round_index in range(rounds):
-            for index, request in enumerate(requests):
-                taken[index].append(self.worker.measure(
-                    target, request, request_id=f"{request_id}:{round_index}:{index}",
-                    timing=timing))
-        return [_combine(rounds_of_one) for rounds_of_one in taken]
+    def measure_many(self, request_id: str, target: str, requests: Sequence[MeasureRequest],
+                     timing: TimingSettings) -> list[PoolMeasurement]:
+        return self.worker.measure_many(target, requests, request_id=request_id, timing=timing)
 
     @ray.method(concurrency_group="control")
     def activity(self) -> Activity:
@@ -241,22 +233,28 @@ class PoolClient:
         self, requests: Sequence[MeasureRequest], *, timing: TimingSettings, rounds: int = 3,
         targets: Sequence[str] | None = None,
     ) -> dict[str, dict[str, PoolMeasurement]]:
-        """Re-time ``requests`` (e.g. the final front) on each target: ``rounds`` rounds,
-        the models interleaved in each, on one actor per target; never from the cache.
+        """Re-time ``requests`` (e.g. the final front) on each target, never from the cache:
+        on one actor per target, all of them compiled at once and timed round-robin in
+        short rounds (``DeviceWorker.measure_many``), each with ``rounds`` times
+        ``timing``'s budget (``min_runs``, ``min_seconds``, ``max_seconds``).
 
-        Returns candidate -> target -> measurement, whose median is the median of
-        the rounds' medians and whose ``runs`` counts every round's runs.
+        Returns candidate -> target -> measurement (median of its rounds' medians, the
+        interval over those rounds).
         """
         if rounds < 1:
             raise TargetUnavailableError(f"confirm needs rounds >= 1, got {rounds}")
+        timing = replace(timing, min_runs=timing.min_runs * rounds,
+                         max_runs=max(timing.max_runs, timing.min_runs * rounds),
+                         min_seconds=timing.min_seconds * rounds,
+                         max_seconds=timing.max_seconds * rounds)
         names = list(targets) if targets is not None else list(self.replicas)
         requests = list(requests)
         results: dict[str, dict[str, PoolMeasurement]] = {r.candidate: {} for r in requests}
         for name in names:
             measured = self._with_retry(
                 name, f"{len(requests)} models",
-                lambda replica, rid, name=name: replica.actor.measure_rounds.remote(
-                    rid, name, requests, timing, rounds),
+                lambda replica, rid, name=name: replica.actor.measure_many.remote(
+                    rid, name, requests, timing),
             )
             for request, measurement in zip(requests, measured, strict=True):
                 results[request.candidate][name] = measurement
@@ -588,14 +586,6 @@ def cache_key(request: MeasureRequest, signature: str) -> str:
 def _replica_of(replicas: tuple[Replica, ...], measurement: PoolMeasurement) -> Replica:
     node = measurement.provenance.node if measurement.provenance else None
     return next((r for r in replicas if r.node == node), replicas[0])
-
-
-def _combine(rounds: list[PoolMeasurement]) -> PoolMeasurement:
-    """One measurement from several rounds: median of medians, the middle round's spread."""
-    middle = sorted(rounds, key=lambda m: m.median_ms)[len(rounds) // 2]
-    return replace(middle, median_ms=median(m.median_ms for m in rounds),
-                   runs=sum(m.runs for m in rounds),
-                   min_ms=min(m.min_ms for m in rounds), max_ms=max(m.max_ms for m in rounds))
 
 
 def _last_line(error: BaseException) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from evaluators.accuracy import EvaluationSet
 from evaluators.backends.base import BackendOptions
 from evaluators.backends.torch_backend import program_path
-from evaluators.benchmark import MeasureJob, Measurement, measure_interleaved
+from evaluators.benchmark import MeasureJob, Measurement, measure_interleaved, measure_many
 from evaluators.data import load_dataset
 from evaluators.quantize import with_calibration
 from evaluators.timing import TimingSettings
@@ -151,6 +151,48 @@ class DeviceWorker:
         return {name: self._check_drift(name, request, request_id, timing, result)
                 if isinstance(result, PoolMeasurement) else result
                 for name, result in results.items()}
+
+    def measure_many(
+        self, target_name: str, requests: Sequence[MeasureRequest], *, request_id: str = "",
+        timing: TimingSettings | None = None,
+    ) -> list[PoolMeasurement]:
+        """Time several ``requests`` on one target round-robin (``evaluators.measure_many``):
+        each compiled once, short rounds alternating between them until every one has
+        stopped, so all their latencies span the same stretch of the device's time.
+
+        Accuracy is not measured (an ``int8`` target still calibrates). The activity's
+        clock restarts after each compile and each sweep, so the pool's timeout bounds
+        those steps, not the whole call. Raises the first request's error, if any failed.
+        """
+        target = self.targets[target_name]
+        queued = time.monotonic()
+        with self._busy(request_id or f"{len(requests)} models", target):
+            waited = time.monotonic() - queued
+            started = time.time()
+            with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
+                models = []
+                for index, request in enumerate(requests):
+                    path = Path(tmp) / f"{index:05d}-{_safe(request.candidate)}.onnx"
+                    path.write_bytes(request.onnx_model)
+                    if request.torch_program is not None:
+                        program_path(path).write_bytes(request.torch_program)
+                    options, _ = self._data_options(target, replace(request, evaluate=False))
+                    models.append((path, [MeasureJob(
+                        backend=target.backend, options=options,
+                        input_shape=(target.batch_size, *request.sample_shape))]))
+                busy_id = request_id or f"{len(requests)} models"
+
+                def progressed() -> None:
+                    self._activity = (busy_id, "measuring", time.monotonic())
+
+                outcomes = measure_many(models, timing=timing or self.timing,
+                                        on_progress=progressed)
+        results = []
+        for (outcome,) in outcomes:
+            if isinstance(outcome, ParetonasError):
+                raise outcome
+            results.append(self._pooled(outcome, target, started, waited))
+        return results
 
     def _check_drift(self, target_name: str, request: MeasureRequest, request_id: str,
                      timing: TimingSettings | None, measurement: PoolMeasurement

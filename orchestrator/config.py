@@ -136,7 +136,8 @@ class ConfirmConfig(Section):
     enabled: bool = Field(True, description=(
         "re-time the final front's members before the front is reported"))
     rounds: int = Field(3, ge=1, description=(
-        "rounds per member and target, the members interleaved in each round"))
+        "each member's timing budget per target, in multiples of the search's; the members "
+        "alternate in short rounds"))
 
 
 class PoolConfig(Section):

@@ -2,9 +2,10 @@
 
 During the search each candidate is timed once, right after it was trained, so its
 latency carries the noise of that moment. Before the front is reported, its members
-are timed again on every target through the pool's ``confirm``: ``pool.confirm.rounds``
-rounds with the search's timing settings, the members interleaved within each round
-(drifts of the device spread over all of them), the median of the rounds' medians kept.
+are timed again on every target through the pool's ``confirm``: all members compiled at
+once and timed round-robin in short rounds, each with ``pool.confirm.rounds`` times the
+search's timing budget, so every member's latency (the median of its rounds' medians)
+spans the same stretch of the device's time and drifts spread over all of them.
 Their latency metrics are replaced by the confirmed ones; the search-time figure stays
 as ``latency_search_ms@<target>``. The front is then recomputed, and a record that joins
 it only now is confirmed in turn (at most ``MAX_PASSES`` passes), so the reported front
@@ -72,9 +73,9 @@ class Confirmation:
         moved = (f"front {len(before)} -> {len(after)} members ({len(after - before)} joined, "
                  f"{len(before - after)} left)" if before != after else "front unchanged")
         skipped = f"; {len(self.unconfirmed)} without an ONNX model kept" if self.unconfirmed else ""
-        return (f"confirmed {len(self.confirmed)} front member(s) in {self.rounds} interleaved "
-                f"rounds per target ({self.seconds:.1f} s): median latency change {changes or '-'}; "
-                f"{moved}{skipped}")
+        return (f"confirmed {len(self.confirmed)} front member(s) round-robin, {self.rounds}x the "
+                f"timing budget per target ({self.seconds:.1f} s): median latency change "
+                f"{changes or '-'}; {moved}{skipped}")
 
 
 def confirm_front(

@@ -16,19 +16,25 @@ _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
 # int8 runs NNCF's quantized model, its remaining float ops at f32
 _PRECISIONS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16", "BF16"),
                "int8": ("f32", "INT8")}
+_NO_INPUTS: dict[int, Any] = {}  # run_prepared infers on the tensor prepare() set
 
 
 class OpenVinoModel(CompiledModel):
     """One compiled model and a single ``InferRequest`` reused for synchronous inference.
 
     ``prepare`` sets the input tensor once (sharing the array's memory); ``run_prepared``
-    is ``infer(share_outputs=True)``: no input dispatch, and the outputs stay in the
-    request's own tensors (``infer()`` without it copies every output to a new array).
+    is the binding's own ``infer`` with no inputs and ``share_outputs``: the outputs stay
+    in the request's own tensors (``infer()`` without it copies every output to a new
+    array), and the Python wrapper around it (input dispatch, an ``OVDict`` of the
+    results: ~2 µs per call, 15% of a 0.015 ms model) is skipped.
     """
 
     def __init__(self, compiled: Any) -> None:
+        from openvino._pyopenvino import InferRequest
+
         self._compiled = compiled
         self._request = compiled.create_infer_request()
+        self._infer = InferRequest.infer  # the C++ binding under openvino.InferRequest.infer
         self._bound: np.ndarray | None = None
         self._bound_tensor: Any = None
 
@@ -49,7 +55,7 @@ class OpenVinoModel(CompiledModel):
     def run_prepared(self) -> None:
         if self._bound is None:
             raise RuntimeError("run_prepared() before prepare(inputs)")
-        self._request.infer(share_outputs=True)
+        self._infer(self._request, _NO_INPUTS, True, False)  # share_outputs, decode_strings
 
     def prepared_output(self) -> np.ndarray:
         self.run_prepared()

@@ -30,7 +30,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     measure.add_argument("--input-shape", default=None, metavar="C,H,W",
                          help="one sample's shape (no batch) when the model's is not fixed")
     measure.add_argument("--rounds", type=int, default=1,
-                         help="time every model this many rounds, interleaved (default 1)")
+                         help="each model's timing budget in multiples of the config's "
+                              "(default 1); the models alternate in short rounds")
     measure.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_overrides(measure)
     measure.set_defaults(handler=_measure)
@@ -51,13 +52,11 @@ def _measure(args: argparse.Namespace, console: Console) -> int:
         [t.target() for t in config.targets], timing=settings,
         measure_timeout_s=config.timing.measure_timeout_s, **config.pool.options(),
     ) as pool:
-        client = pool.client()
-        if args.rounds > 1:
-            confirmed = client.confirm(list(requests.values()), timing=settings,
-                                       rounds=args.rounds)
-            results = {path: confirmed[request.candidate] for path, request in requests.items()}
-        else:
-            results = {path: client.measure_all(request) for path, request in requests.items()}
+        # round-robin over all models (the confirmation pass's protocol): each latency
+        # spans the same stretch of the device's time
+        confirmed = pool.client().confirm(list(requests.values()), timing=settings,
+                                          rounds=args.rounds)
+        results = {path: confirmed[request.candidate] for path, request in requests.items()}
     if args.json:
         rows = [{"model": path, "target": target, **asdict(measurement)}
                 for path, per_target in results.items() for target, measurement in per_target.items()]

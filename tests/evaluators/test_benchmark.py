@@ -16,6 +16,7 @@ from evaluators import (
     TimingSettings,
     get_backend,
     measure_interleaved,
+    measure_many,
     measure_onnx,
 )
 from search_spaces import UnknownNameError
@@ -73,6 +74,24 @@ def test_interleaved_jobs_each_get_a_result_and_failures_stay_apart(tiny_onnx: P
     assert isinstance(unknown, UnknownNameError)
     assert isinstance(wrong_shape, CompileError) and str(wrong_shape).startswith("openvino: ")
     assert isinstance(bad_precision, BackendUnavailableError) and "int3" in str(bad_precision)
+
+
+def test_many_models_are_timed_round_robin(tiny_onnx: Path, corrupt_onnx: Path) -> None:
+    """Every model and job alternate rounds; a broken model is its own error."""
+    def jobs(batch: int) -> list[MeasureJob]:
+        return [MeasureJob(backend=name, options=BackendOptions(),
+                           input_shape=(batch, *SAMPLE_SHAPE)) for name in ("onnxruntime",
+                                                                            "openvino")]
+    sweeps: list[int] = []
+    timing = TimingSettings(warmup_runs=3, min_runs=20, min_seconds=0.06, round_seconds=0.01)
+    results = measure_many([(tiny_onnx, jobs(1)), (corrupt_onnx, jobs(1)), (tiny_onnx, jobs(3))],
+                           timing=timing, on_progress=lambda: sweeps.append(1))
+    assert [len(entries) for entries in results] == [2, 2, 2]
+    assert all(isinstance(error, CompileError) for error in results[1])
+    measured = [m for m in (*results[0], *results[2]) if isinstance(m, Measurement)]
+    assert len(measured) == 4 and [m.batch_size for m in measured] == [1, 1, 3, 3]
+    assert all(m.rounds >= 6 for m in measured)  # min_seconds spread over several rounds
+    assert len(sweeps) >= 3 + max(m.rounds for m in measured)  # 3 compiles, then sweeps
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

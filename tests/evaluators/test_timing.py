@@ -9,6 +9,7 @@ import pytest
 from evaluators import (
     CompiledModel,
     SettingsError,
+    TimingRun,
     TimingSettings,
     harness_floor_ms,
     median_interval,
@@ -112,6 +113,35 @@ def test_adaptive_loop_stops_at_the_time_cap() -> None:
         round_seconds=0.02))
     assert stats.stop_reason == "time_cap" and stats.timed_seconds >= 0.1
     assert stats.rounds >= 2 and stats.ci_low_ms < stats.median_ms < stats.ci_high_ms
+
+
+def test_median_and_interval_come_from_the_rounds_medians() -> None:
+    """Calls steady within a round, 100..170 µs from round to round (as when the machine's
+    state moves): the interval must span the rounds' spread, not the pooled samples'."""
+    model = CountingModel()
+    model.prepare(INPUTS)
+    run = TimingRun(model, TimingSettings(warmup_runs=0, min_runs=1, max_runs=10**6,
+                                          min_seconds=60, round_seconds=0.005), floor_ms=0.0)
+    levels_us = [100, 160, 110, 170, 120, 130, 150, 140]
+    for level in levels_us:
+        model.spin_us = level
+        run.round()
+    stats = run.stats()
+    assert stats.rounds == len(levels_us) and not run.done
+    # 8 rounds at 95%: the interval is the lowest and highest round median
+    assert stats.ci_low_ms < 0.105 and stats.ci_high_ms > 0.165
+    assert 0.12 <= stats.median_ms <= 0.15  # the median round is 130..140 µs
+    pooled_low, pooled_high = median_interval(
+        np.repeat(np.asarray(levels_us, dtype=float) / 1e3, stats.runs // len(levels_us)))
+    assert pooled_high - pooled_low < (stats.ci_high_ms - stats.ci_low_ms) / 3
+
+
+def test_precision_needs_enough_rounds_for_an_interval() -> None:
+    """At 95% an interval needs 6 rounds: a steady call still runs 6 of them."""
+    stats = time_model(CountingModel(spin_us=50), INPUTS, TimingSettings(
+        warmup_runs=0, min_runs=1, min_seconds=0.0, max_seconds=60, rel_ci=0.5,
+        round_seconds=0.002))
+    assert stats.stop_reason == "precision" and stats.rounds == 6
 
 
 def test_floor_is_reported_and_below_a_real_call() -> None:

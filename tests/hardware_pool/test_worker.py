@@ -14,6 +14,7 @@ from evaluators.timing import TimingSettings
 from hardware_pool import Target
 from hardware_pool.reference import REFERENCE_NAME, reference_request
 from hardware_pool.worker import DeviceWorker, MeasureRequest
+from search_spaces.errors import ParetonasError
 
 TIMING = TimingSettings(warmup_runs=1, min_runs=5, min_seconds=0.0, max_seconds=0.0)
 
@@ -43,6 +44,21 @@ def test_a_drifting_reference_flags_and_remeasures(worker: DeviceWorker) -> None
     assert drifted.provenance is not None
     assert drifted.provenance.drift.startswith("reference model ")
     assert "re-measured" in drifted.provenance.drift
+
+
+def test_many_requests_are_timed_round_robin_in_one_go(worker: DeviceWorker) -> None:
+    requests = [replace(reference_request(), candidate=name) for name in ("a", "b", "c")]
+    served = worker.activity().served
+    measured = worker.measure_many("ort", requests, timing=replace(TIMING, min_seconds=0.05,
+                                                                 round_seconds=0.01))
+    assert len(measured) == 3 and worker.activity().served == served + 1  # one request
+    for measurement in measured:
+        assert measurement.provenance is not None and measurement.runs >= TIMING.min_runs
+        assert measurement.rounds >= 2
+    broken = replace(reference_request(), candidate="broken", onnx_model=b"not onnx")
+    with pytest.raises(ParetonasError, match="^onnxruntime: .*broken.onnx"):
+        worker.measure_many("ort", [requests[0], broken])
+    assert worker.activity().phase == "idle"
 
 
 def test_the_reference_model_is_fixed() -> None:

@@ -50,7 +50,7 @@ def test_median_change_and_report_line() -> None:
                           front_before=("0", "1"), front_after=("0", "2"),
                           median_change={"ort": -0.05}, seconds=2.0)
     line = report.describe()
-    assert "confirmed 3 front member(s) in 3 interleaved rounds" in line
+    assert "confirmed 3 front member(s) round-robin, 3x the timing budget" in line
     assert "ort -5.0%" in line and "front 2 -> 2 members (1 joined, 1 left)" in line
     failed = replace(report, error="target 'ort': gone")
     assert failed.describe().startswith("confirmation pass failed") and "gone" in failed.describe()

@@ -73,7 +73,7 @@ def test_search_end_to_end(tiny_config: dict[str, Any]) -> None:
         assert record.metrics["runs@cpu-ort"] >= 5
         assert record.metrics["params"] > 0
     assert 1 <= len(result.summary.front) <= 4 and result.summary.hypervolume > 0
-    # the final front was re-timed: 3 interleaved rounds of at least min_runs each
+    # the final front was re-timed round-robin with 3x the timing budget (min_runs too)
     confirmation = result.confirmation
     assert confirmation is not None and not confirmation.error
     front_ids = {r.trial_id for r in result.summary.front}
@@ -138,7 +138,7 @@ def test_cli_runs_a_tiny_config(tiny_config: dict[str, Any], tmp_path: Path,
     assert main(["run", str(path), "--set", "budget.candidates=3"]) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "of 3 candidates" in out
-    assert "front member(s) in 3 interleaved rounds per target" in out
+    assert "front member(s) round-robin, 3x the timing budget per target" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
 
 
