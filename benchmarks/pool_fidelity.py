@@ -62,7 +62,7 @@ from evaluators import (
     Measurement,
     TimingSettings,
     export_onnx,
-    measure_interleaved,
+    measure_many,
 )
 from evaluators.backends.torch_backend import save_torch_program
 from hardware_pool.core_lock import hold_cores
@@ -151,18 +151,46 @@ def holding(core: int) -> AbstractContextManager[None]:
 def paretonas_pass(models: list[BenchModel], targets: dict[str, MeasureJob],
                    timing: TimingSettings, console: Console, label: str, *, core: int
                    ) -> dict[str, dict[str, dict[str, Any]]]:
-    """{target: {model: measurement as a dict, or {"error": ...}}}, targets interleaved."""
+    """{target: {model: measurement as a dict, or {"error": ...}}}: one ``measure_many``
+    over every model and target, round-robin (the pool's confirmation protocol)."""
+    started, sweeps = time.perf_counter(), [0]
+
+    def progress() -> None:
+        sweeps[0] += 1
+        if sweeps[0] % 50 == 0:
+            console.print(f"  [{label}] {sweeps[0]} steps, {time.perf_counter() - started:.0f} s")
+
+    with holding(core):
+        measured = measure_many(
+            [(model.onnx_path, [replace(job, input_shape=model.input_shape)
+                                for job in targets.values()]) for model in models],
+            timing=timing, on_progress=progress)
     results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in targets}
-    for index, model in enumerate(models, 1):
-        jobs = [replace(job, input_shape=model.input_shape) for job in targets.values()]
-        with holding(core):
-            measured = measure_interleaved(model.onnx_path, jobs=jobs, timing=timing)
-        for name, result in zip(targets, measured, strict=True):
+    for model, per_target in zip(models, measured, strict=True):
+        for name, result in zip(targets, per_target, strict=True):
             results[name][model.name] = (asdict(result) if isinstance(result, Measurement)
                                          else {"error": str(result)})
-        medians = ", ".join(f"{name} {_fmt(results[name][model.name])}" for name in targets)
-        console.print(f"  [{label} {index}/{len(models)}] {model.name}: {medians}")
+    console.print(f"  [{label}] {len(models)} models x {len(targets)} targets in "
+                  f"{time.perf_counter() - started:.0f} s")
     return results
+
+
+def vendor_pass(models: list[BenchModel], *, core: int, seconds: float, console: Console,
+                label: str, ort_tool: str | None) -> tuple[dict[str, float], dict[str, float]]:
+    """benchmark_app (and onnxruntime_perf_test if present) on every model, one after
+    another: {model: median ms} for each tool."""
+    started = time.perf_counter()
+    bench: dict[str, float] = {}
+    ort: dict[str, float] = {}
+    with holding(core):
+        for model in models:
+            bench[model.name] = benchmark_app_median(model, core=core, seconds=seconds)
+            if ort_tool:
+                ort[model.name] = ort_perf_test_median(ort_tool, model, core=core,
+                                                       seconds=seconds)
+    console.print(f"  [{label}] benchmark_app on {len(models)} models in "
+                  f"{time.perf_counter() - started:.0f} s")
+    return bench, ort
 
 
 def _fmt(entry: dict[str, Any]) -> str:
@@ -226,6 +254,26 @@ def repeatability(first: dict[str, float], second: dict[str, float]) -> dict[str
             "median_abs_delta": statistics.median(deltas) if deltas else None}
 
 
+def coverage(first: dict[str, dict[str, Any]], second: dict[str, dict[str, Any]]
+             ) -> dict[str, Any]:
+    """How honest the intervals are: the share of models whose pass-B median lies inside
+    pass A's interval, and the median half-width of those intervals (relative)."""
+    names = [n for n in first if "ci_low_ms" in first[n] and "median_ms" in second.get(n, {})]
+    inside = [first[n]["ci_low_ms"] <= second[n]["median_ms"] <= first[n]["ci_high_ms"]
+              for n in names]
+    widths = [(first[n]["ci_high_ms"] - first[n]["ci_low_ms"]) / 2 / first[n]["median_ms"]
+              for n in names]
+    return {"models": len(names),
+            "b_inside_a_interval": sum(inside) / len(names) if names else None,
+            "median_rel_half_width": statistics.median(widths) if widths else None}
+
+
+def mean_of(*runs: dict[str, float]) -> dict[str, float]:
+    """Per model, the mean over the runs that have it."""
+    names = {n for run in runs for n in run}
+    return {n: statistics.fmean(run[n] for run in runs if n in run) for n in sorted(names)}
+
+
 def medians(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return {name: entry["median_ms"] for name, entry in results.items() if "median_ms" in entry}
 
@@ -238,7 +286,10 @@ def main() -> None:
     parser.add_argument("--rel-ci", type=float, default=TimingSettings.rel_ci)
     parser.add_argument("--max-seconds", type=float, default=TimingSettings.max_seconds)
     parser.add_argument("--warmup-runs", type=int, default=TimingSettings.warmup_runs)
-    parser.add_argument("--bench-seconds", type=float, default=3.0,
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="timing budget per model in multiples of the settings' (as the "
+                             "confirmation pass's pool.confirm.rounds)")
+    parser.add_argument("--bench-seconds", type=float, default=2.0,
                         help="duration of each benchmark_app / onnxruntime_perf_test run")
     parser.add_argument("--torch-compile", action="store_true",
                         help="add torch.compile as a target (Inductor: minutes per model)")
@@ -246,7 +297,7 @@ def main() -> None:
     console = Console(width=200)
     pin_process(args.core)
     timing = TimingSettings(rel_ci=args.rel_ci, max_seconds=args.max_seconds,
-                            warmup_runs=args.warmup_runs)
+                            warmup_runs=args.warmup_runs).scaled(args.rounds)
     if args.quick:
         args.bench_seconds = min(args.bench_seconds, 1.0)
     one = BackendOptions(threads=1)
@@ -260,57 +311,59 @@ def main() -> None:
         console.print(f"[yellow]{ORT_TOOL_ABSENT}[/]; ONNX Runtime is compared with the "
                       f"other runtimes only", soft_wrap=True)
     started = time.perf_counter()
+    load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="paretonas-fidelity-") as tmp:
         console.print(f"building models (pinned to core {args.core}) ...")
         models = build_models(Path(tmp), quick=args.quick, seed=args.seed)
-        console.print(f"pass A: paretonas ({', '.join(targets)}) then benchmark_app, per "
-                      f"model ({len(models)} models) ...")
-        pass_a: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in targets}
-        vendor: dict[str, float] = {}
-        ort_vendor: dict[str, float] = {}
-        k_results: dict[str, dict[str, Any]] = {}
-        for model in models:  # each vendor run right after ours: same conditions
-            for name, entries in paretonas_pass([model], targets, timing, console, "A",
-                                                core=args.core).items():
-                pass_a[name].update(entries)
-            with holding(args.core):
-                vendor[model.name] = benchmark_app_median(model, core=args.core,
-                                                          seconds=args.bench_seconds)
-                if ort_tool:
-                    ort_vendor[model.name] = ort_perf_test_median(
-                        ort_tool, model, core=args.core, seconds=args.bench_seconds)
-            if vendor[model.name] < SMALL_MS:
-                k_results.update(paretonas_pass(
-                    [model], {"openvino": targets["openvino"]},
-                    replace(timing, calls_per_sample=K_CALLS), console, f"K={K_CALLS}",
-                    core=args.core,
-                )["openvino"])
-            console.print(f"    benchmark_app {vendor[model.name]:.4f} ms")
-        console.print("paretonas pass B ...")
+        vendor_args = {"core": args.core, "seconds": args.bench_seconds, "console": console,
+                       "ort_tool": ort_tool}
+        console.print(f"pass A: paretonas round-robin over {len(models)} models x "
+                      f"{', '.join(targets)} ...")
+        pass_a = paretonas_pass(models, targets, timing, console, "A", core=args.core)
+        vendor_1, ort_vendor_1 = vendor_pass(models, label="vendor 1", **vendor_args)
+        small = [m for m in models if vendor_1[m.name] < SMALL_MS]
+        console.print(f"OpenVINO with K={K_CALLS} calls per sample on the {len(small)} "
+                      f"sub-{SMALL_MS} ms models ...")
+        k_results = paretonas_pass(small, {"openvino": targets["openvino"]},
+                                   replace(timing, calls_per_sample=K_CALLS), console,
+                                   f"K={K_CALLS}", core=args.core)["openvino"]
+        console.print("pass B: paretonas again (fresh compiles) ...")
         pass_b = paretonas_pass(models, targets, timing, console, "B", core=args.core)
+        vendor_2, ort_vendor_2 = vendor_pass(models, label="vendor 2", **vendor_args)
 
-    ov_a = medians(pass_a["openvino"])
+    vendor = mean_of(vendor_1, vendor_2)
+    ours = {name: mean_of(medians(pass_a[name]), medians(pass_b[name])) for name in targets}
+    ort_vendor = mean_of(ort_vendor_1, ort_vendor_2)
     report: dict[str, Any] = {
         "machine": {"cpu": next(iter(pass_a["openvino"].values())).get("device_name"),
-                    "core": args.core, "load_average": os.getloadavg(),
+                    "core": args.core, "load_average_before": load_before,
+                    "load_average": os.getloadavg(),
                     "note": "shared, contended machine unless stated otherwise"},
+        "protocol": "passes A, vendor 1, K, B, vendor 2 in turn; each paretonas pass times "
+                    "every model and target round-robin (measure_many); fidelity compares "
+                    "the mean of passes A and B with the mean of the two vendor passes",
         "timing": asdict(timing),
         "bench_seconds": args.bench_seconds,
         "onnxruntime_perf_test": ort_tool or ORT_TOOL_ABSENT,
         "models": {m.name: {"input_shape": m.input_shape, "benchmark_app_ms": vendor[m.name],
+                            "benchmark_app_runs_ms": [vendor_1[m.name], vendor_2[m.name]],
                             "onnxruntime_perf_test_ms": ort_vendor.get(m.name)}
                    for m in models},
         "fidelity": {
-            "openvino_vs_benchmark_app": compare(ov_a, vendor),
+            "openvino_vs_benchmark_app": compare(ours["openvino"], vendor),
+            "openvino_pass_a_vs_benchmark_app_1": compare(medians(pass_a["openvino"]),
+                                                          vendor_1),
             f"openvino_k{K_CALLS}_vs_benchmark_app": compare(medians(k_results), vendor),
-            "onnxruntime_vs_perf_test": compare(medians(pass_a["onnxruntime"]), ort_vendor)
+            "onnxruntime_vs_perf_test": compare(ours["onnxruntime"], ort_vendor)
             if ort_vendor else None,
         },
         "repeatability": {name: repeatability(medians(pass_a[name]), medians(pass_b[name]))
-                          for name in targets},
+                          for name in targets}
+        | {"benchmark_app": repeatability(vendor_1, vendor_2)},
+        "interval_coverage": {name: coverage(pass_a[name], pass_b[name]) for name in targets},
         "compiler_awareness": {
-            f"{x} vs {y}": tau(*_paired(medians(pass_a[x]), medians(pass_a[y])))
+            f"{x} vs {y}": tau(*_paired(ours[x], ours[y]))
             for i, x in enumerate(targets) for y in list(targets)[i + 1:]
         },
         "pass_a": pass_a, "pass_b": pass_b, f"openvino_k{K_CALLS}": k_results,
@@ -320,9 +373,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = "pool_fidelity_quick" if args.quick else "pool_fidelity"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    _plot(models, targets, pass_a, vendor, out / f"{stem}.png")
+    _plot(models, targets, ours, vendor, out / f"{stem}.png")
     _print(console, report, models, pass_a, pass_b, vendor, k_results)
-    console.print(f"wrote {out / stem}.json and .png in {report['seconds']:.0f} s")
+    console.print(f"wrote {out / stem}.json and .png in {report['seconds']:.0f} s "
+                  f"(load average {load_before[0]:.2f} before, "
+                  f"{report['machine']['load_average'][0]:.2f} after)")
 
 
 def _paired(a: dict[str, float], b: dict[str, float]) -> tuple[list[float], list[float]]:
@@ -334,7 +389,7 @@ def _print(console: Console, report: dict[str, Any], models: list[BenchModel],
            pass_a: dict[str, dict[str, Any]],
            pass_b: dict[str, dict[str, Any]], vendor: dict[str, float],
            k_results: dict[str, Any]) -> None:
-    table = Table(title="latency per model (ms, median; pass A unless noted)")
+    table = Table(title="latency per model (ms, median; benchmark_app: mean of its 2 runs)")
     for column in ("model", "benchmark_app", "openvino", "ov 95% CI", "ov floor",
                    f"ov K={K_CALLS}", "ov pass B", "onnxruntime", "torch-eager"):
         table.add_column(column, justify="right")
@@ -367,7 +422,15 @@ def _print(console: Console, report: dict[str, Any], models: list[BenchModel],
         repeat.add_row(name, str(row["models"]), _num(row["kendall_tau"]),
                        "-" if delta is None else f"{delta:.1%}")
     console.print(repeat)
-    aware = Table(title="compiler awareness: Kendall τ between runtimes' rankings (pass A)")
+    honest = Table(title="intervals: pass B's median inside pass A's 95% interval")
+    for column in ("target", "models", "inside", "median half-width"):
+        honest.add_column(column, justify="right")
+    for name, row in report["interval_coverage"].items():
+        share, width = row["b_inside_a_interval"], row["median_rel_half_width"]
+        honest.add_row(name, str(row["models"]), "-" if share is None else f"{share:.0%}",
+                       "-" if width is None else f"±{width:.1%}")
+    console.print(honest)
+    aware = Table(title="compiler awareness: Kendall τ between runtimes' rankings")
     aware.add_column("pair")
     aware.add_column("Kendall τ", justify="right")
     for pair, value in report["compiler_awareness"].items():
@@ -380,14 +443,14 @@ def _num(value: float | None) -> str:
 
 
 def _plot(models: list[BenchModel], targets: dict[str, MeasureJob],
-          pass_a: dict[str, dict[str, Any]], vendor: dict[str, float], path: Path) -> None:
+          ours: dict[str, dict[str, float]], vendor: dict[str, float], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    ov = medians(pass_a["openvino"])
+    ov = ours["openvino"]
     names = [m.name for m in models if m.name in ov]
     x = [vendor[n] for n in names]
     left.scatter(x, [ov[n] for n in names], s=18)
@@ -398,7 +461,7 @@ def _plot(models: list[BenchModel], targets: dict[str, MeasureJob],
     left.legend()
     order = sorted(names, key=lambda n: vendor[n])
     for name in targets:
-        values = medians(pass_a[name])
+        values = ours[name]
         right.plot(range(len(order)), [values.get(n, np.nan) for n in order], marker="o",
                    markersize=3, label=name)
     right.set(yscale="log", xlabel="model (sorted by benchmark_app latency)",

@@ -32,7 +32,7 @@ import gc
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -86,6 +86,17 @@ class TimingSettings:
             if not (_is_number(value) and 0 < value < 1):
                 raise SettingsError(f"TimingSettings.{name} must be a number in (0, 1), "
                                     f"got {value!r}")
+
+    def scaled(self, factor: int) -> TimingSettings:
+        """These settings with ``factor`` times the budget (``min_runs``, ``min_seconds``,
+        ``max_seconds``): what a confirmation pass gives each model."""
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+            raise SettingsError(f"TimingSettings.scaled needs an integer factor >= 1, "
+                                f"got {factor!r}")
+        return replace(self, min_runs=self.min_runs * factor,
+                       max_runs=max(self.max_runs, self.min_runs * factor),
+                       min_seconds=self.min_seconds * factor,
+                       max_seconds=self.max_seconds * factor)
 
 
 def _is_number(value: object) -> bool:

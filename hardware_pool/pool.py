@@ -235,18 +235,15 @@ class PoolClient:
     ) -> dict[str, dict[str, PoolMeasurement]]:
         """Re-time ``requests`` (e.g. the final front) on each target, never from the cache:
         on one actor per target, all of them compiled at once and timed round-robin in
-        short rounds (``DeviceWorker.measure_many``), each with ``rounds`` times
-        ``timing``'s budget (``min_runs``, ``min_seconds``, ``max_seconds``).
+        short rounds (``DeviceWorker.measure_many``), each with ``timing.scaled(rounds)``
+        (``rounds`` times its budget).
 
         Returns candidate -> target -> measurement (median of its rounds' medians, the
         interval over those rounds).
         """
         if rounds < 1:
             raise TargetUnavailableError(f"confirm needs rounds >= 1, got {rounds}")
-        timing = replace(timing, min_runs=timing.min_runs * rounds,
-                         max_runs=max(timing.max_runs, timing.min_runs * rounds),
-                         min_seconds=timing.min_seconds * rounds,
-                         max_seconds=timing.max_seconds * rounds)
+        timing = timing.scaled(rounds)
         names = list(targets) if targets is not None else list(self.replicas)
         requests = list(requests)
         results: dict[str, dict[str, PoolMeasurement]] = {r.candidate: {} for r in requests}

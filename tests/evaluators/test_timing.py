@@ -196,3 +196,13 @@ def test_bad_timing_settings_name_the_field(field: str, value: object) -> None:
 def test_max_runs_below_min_runs_is_refused() -> None:
     with pytest.raises(SettingsError, match="max_runs"):
         TimingSettings(min_runs=50, max_runs=10)
+
+
+def test_scaled_settings_multiply_the_budget() -> None:
+    base = TimingSettings(min_runs=30, max_runs=50, min_seconds=0.2, max_seconds=1.0)
+    scaled = base.scaled(3)
+    assert (scaled.min_runs, scaled.max_runs, scaled.min_seconds, scaled.max_seconds) == (
+        90, 90, pytest.approx(0.6), 3.0)
+    assert scaled.rel_ci == base.rel_ci and base.scaled(1) == base
+    with pytest.raises(SettingsError, match="factor >= 1"):
+        base.scaled(0)
