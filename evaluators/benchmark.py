@@ -32,7 +32,7 @@ class Measurement:
     (CPU model, OpenVINO's FULL_DEVICE_NAME, ...). ``ci_low_ms``/``ci_high_ms`` bound the
     median (see ``TimingStats``), ``floor_ms`` is the timing loop's own cost per sample.
     ``accuracy`` is the compiled model's top-1 accuracy on the evaluation set, if one was
-    given.
+    given; ``round_medians_ms`` the rounds' medians behind ``median_ms``.
     """
 
     backend: str
@@ -60,6 +60,7 @@ class Measurement:
     runtime_version: str
     device_name: str
     accuracy: float | None = None
+    round_medians_ms: tuple[float, ...] = ()
 
     def as_metrics(self) -> dict[str, float]:
         """Flat numeric metrics for tracking and objectives."""

@@ -111,7 +111,8 @@ class TimingStats:
     bound it at the settings' confidence (order statistics of the round medians, no
     distribution assumed; the samples' min..max when there are too few rounds). ``p90_ms``,
     ``mean_ms``, ``min_ms``, ``max_ms`` and ``std_ms`` are over all samples. ``floor_ms`` is
-    the median of the same loop around a no-op; ``stop_reason`` says why sampling ended.
+    the median of the same loop around a no-op; ``stop_reason`` says why sampling ended;
+    ``round_medians_ms`` are the rounds' medians in the order taken.
     """
 
     median_ms: float
@@ -129,6 +130,7 @@ class TimingStats:
     calls_per_sample: int
     timed_seconds: float
     stop_reason: str
+    round_medians_ms: tuple[float, ...] = ()
 
 
 def median_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -296,6 +298,7 @@ class TimingRun:
             calls_per_sample=self._settings.calls_per_sample,
             timed_seconds=self._timed_ns / 1e9,
             stop_reason=self._stop_reason or "",
+            round_medians_ms=tuple(float(x) for x in round_medians_ms),
         )
 
 
