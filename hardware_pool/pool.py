@@ -66,9 +66,10 @@ class DeviceActor:
         return self.worker.measure_targets(targets, request, request_id=request_id)
 
     @ray.method(concurrency_group="measure")
-    def measure_many(self, request_id: str, target: str, requests: Sequence[MeasureRequest],
-                     timing: TimingSettings) -> list[PoolMeasurement]:
-        return self.worker.measure_many(target, requests, request_id=request_id, timing=timing)
+    def measure_many(self, request_id: str, targets: Sequence[str],
+                     requests: Sequence[MeasureRequest], timing: TimingSettings
+                     ) -> dict[str, list[PoolMeasurement]]:
+        return self.worker.measure_many(targets, requests, request_id=request_id, timing=timing)
 
     @ray.method(concurrency_group="control")
     def activity(self) -> Activity:
@@ -234,28 +235,37 @@ class PoolClient:
         targets: Sequence[str] | None = None,
     ) -> dict[str, dict[str, PoolMeasurement]]:
         """Re-time ``requests`` (e.g. the final front) on each target, never from the cache:
-        on one actor per target, all of them compiled at once and timed round-robin in
-        short rounds (``DeviceWorker.measure_many``), each with ``timing.scaled(rounds)``
-        (``rounds`` times its budget).
+        per device, one actor compiles every (request, target) pair at once and times them
+        all round-robin in short rounds (``DeviceWorker.measure_many``), each with
+        ``timing.scaled(rounds)`` (``rounds`` times its budget); devices work in parallel.
 
         Returns candidate -> target -> measurement (median of its rounds' medians, the
-        interval over those rounds).
+        interval over those rounds). Raises the first device's error, if any failed.
         """
         if rounds < 1:
             raise TargetUnavailableError(f"confirm needs rounds >= 1, got {rounds}")
         timing = timing.scaled(rounds)
         names = list(targets) if targets is not None else list(self.replicas)
         requests = list(requests)
-        results: dict[str, dict[str, PoolMeasurement]] = {r.candidate: {} for r in requests}
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for name in names:
-            measured = self._with_retry(
-                name, f"{len(requests)} models",
-                lambda replica, rid, name=name: replica.actor.measure_many.remote(
-                    rid, name, requests, timing),
-            )
-            for request, measurement in zip(requests, measured, strict=True):
-                results[request.candidate][name] = measurement
-        return results
+            groups[tuple(r.device for r in self._replicas(name))].append(name)
+
+        def confirm_group(group: list[str]) -> dict[str, list[PoolMeasurement]]:
+            return self._with_retry(  # type: ignore[no-any-return]
+                group[0], f"{len(requests)} models",
+                lambda replica, rid: replica.actor.measure_many.remote(
+                    rid, group, requests, timing))
+
+        with ThreadPoolExecutor(len(groups) or 1) as executor:
+            measured = list(executor.map(confirm_group, groups.values()))
+        results: dict[str, dict[str, PoolMeasurement]] = {r.candidate: {} for r in requests}
+        for per_target in measured:
+            for name, measurements in per_target.items():
+                for request, measurement in zip(requests, measurements, strict=True):
+                    results[request.candidate][name] = measurement
+        return {candidate: {name: per_target[name] for name in names}
+                for candidate, per_target in results.items()}
 
     def _replicas(self, target: str) -> tuple[Replica, ...]:
         try:

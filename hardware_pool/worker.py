@@ -153,22 +153,29 @@ class DeviceWorker:
                 for name, result in results.items()}
 
     def measure_many(
-        self, target_name: str, requests: Sequence[MeasureRequest], *, request_id: str = "",
-        timing: TimingSettings | None = None,
-    ) -> list[PoolMeasurement]:
-        """Time several ``requests`` on one target round-robin (``evaluators.measure_many``):
-        each compiled once, short rounds alternating between them until every one has
-        stopped, so all their latencies span the same stretch of the device's time.
+        self, target_names: Sequence[str], requests: Sequence[MeasureRequest], *,
+        request_id: str = "", timing: TimingSettings | None = None,
+    ) -> dict[str, list[PoolMeasurement]]:
+        """Time several ``requests`` on several of this device's targets round-robin
+        (``evaluators.measure_many``): each (request, target) compiled once, short rounds
+        alternating between all of them until every one has stopped, so all their
+        latencies span the same stretch of the device's time. Returns target -> one
+        measurement per request.
 
         Accuracy is not measured (an ``int8`` target still calibrates). The activity's
         clock restarts after each compile and each sweep, so the pool's timeout bounds
-        those steps, not the whole call. Raises the first request's error, if any failed.
+        those steps, not the whole call. Raises the first error, if any job failed.
         """
-        target = self.targets[target_name]
+        targets = [self.targets[name] for name in target_names]
+        busy_id = request_id or f"{len(requests)} models"
         queued = time.monotonic()
-        with self._busy(request_id or f"{len(requests)} models", target):
+        with self._busy(busy_id, targets[0]):
             waited = time.monotonic() - queued
             started = time.time()
+
+            def progressed() -> None:
+                self._activity = (busy_id, "measuring", time.monotonic())
+
             with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
                 models = []
                 for index, request in enumerate(requests):
@@ -176,22 +183,19 @@ class DeviceWorker:
                     path.write_bytes(request.onnx_model)
                     if request.torch_program is not None:
                         program_path(path).write_bytes(request.torch_program)
-                    options, _ = self._data_options(target, replace(request, evaluate=False))
+                    plain = replace(request, evaluate=False)
                     models.append((path, [MeasureJob(
-                        backend=target.backend, options=options,
-                        input_shape=(target.batch_size, *request.sample_shape))]))
-                busy_id = request_id or f"{len(requests)} models"
-
-                def progressed() -> None:
-                    self._activity = (busy_id, "measuring", time.monotonic())
-
+                        backend=target.backend, options=self._data_options(target, plain)[0],
+                        input_shape=(target.batch_size, *request.sample_shape))
+                        for target in targets]))
                 outcomes = measure_many(models, timing=timing or self.timing,
                                         on_progress=progressed)
-        results = []
-        for (outcome,) in outcomes:
-            if isinstance(outcome, ParetonasError):
-                raise outcome
-            results.append(self._pooled(outcome, target, started, waited))
+        results: dict[str, list[PoolMeasurement]] = {name: [] for name in target_names}
+        for per_target in outcomes:
+            for target, outcome in zip(targets, per_target, strict=True):
+                if isinstance(outcome, ParetonasError):
+                    raise outcome
+                results[target.name].append(self._pooled(outcome, target, started, waited))
         return results
 
     def _check_drift(self, target_name: str, request: MeasureRequest, request_id: str,

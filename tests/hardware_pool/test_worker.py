@@ -49,16 +49,28 @@ def test_a_drifting_reference_flags_and_remeasures(worker: DeviceWorker) -> None
 def test_many_requests_are_timed_round_robin_in_one_go(worker: DeviceWorker) -> None:
     requests = [replace(reference_request(), candidate=name) for name in ("a", "b", "c")]
     served = worker.activity().served
-    measured = worker.measure_many("ort", requests, timing=replace(TIMING, min_seconds=0.05,
+    measured = worker.measure_many(["ort"], requests, timing=replace(TIMING, min_seconds=0.05,
                                                                  round_seconds=0.01))
-    assert len(measured) == 3 and worker.activity().served == served + 1  # one request
-    for measurement in measured:
+    assert list(measured) == ["ort"] and worker.activity().served == served + 1  # one request
+    assert len(measured["ort"]) == 3
+    for measurement in measured["ort"]:
         assert measurement.provenance is not None and measurement.runs >= TIMING.min_runs
         assert measurement.rounds >= 2
     broken = replace(reference_request(), candidate="broken", onnx_model=b"not onnx")
     with pytest.raises(ParetonasError, match="^onnxruntime: .*broken.onnx"):
-        worker.measure_many("ort", [requests[0], broken])
+        worker.measure_many(["ort"], [requests[0], broken])
     assert worker.activity().phase == "idle"
+
+
+def test_targets_sharing_a_device_are_timed_round_robin_together() -> None:
+    both = DeviceWorker([Target(name="ort", backend="onnxruntime"),
+                         Target(name="ov", backend="openvino")], timing=TIMING)
+    requests = [replace(reference_request(), candidate=name) for name in ("a", "b")]
+    measured = both.measure_many(["ov", "ort"], requests)
+    assert list(measured) == ["ov", "ort"]
+    assert [m.backend for m in measured["ov"]] == ["openvino"] * 2
+    assert [m.backend for m in measured["ort"]] == ["onnxruntime"] * 2
+    assert both.activity().served == 1
 
 
 def test_the_reference_model_is_fixed() -> None:
