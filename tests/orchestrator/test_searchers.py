@@ -283,6 +283,9 @@ def test_multi_objective_searchers_refuse_one_objective() -> None:
         ("nevergrad", {"optimizer": "NoSuchOpt"}, "unknown nevergrad optimizer 'NoSuchOpt'; e.g. "),
         ("regularized", {"sample_size": 50}, r"sample_size must be an integer in 1..population_size"),
         ("predictor", {"candidates": 0}, "candidates must be an integer >= 1"),
+        ("predictor", {"acquisition": "ucb"}, "acquisition must be one of expected, mean, got 'ucb'"),
+        ("predictor", {"model": "svm"}, "model must be one of extra-trees, gbt, got 'svm'"),
+        ("predictor", {"ensemble": 0}, r"ensemble must be an integer in 1\.\.64"),
         ("nsga2", {"archive_size": -1}, "archive_size must be an integer >= 0"),
     ],
 )
