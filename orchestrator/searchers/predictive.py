@@ -18,7 +18,8 @@ the gain of each member's predicted point, averaged over the members
 members credits candidates the models disagree on, where a plain point prediction chases
 the models' errors. Only that one candidate reaches the hardware. Models are retrained
 online every time the number of results has grown by ``retrain_growth`` (default 10%),
-so retraining costs O(log n) fits over a search and screening costs at most
+on the latest ``MAX_TRAINING`` (2,000) results, so retraining costs O(log n) bounded
+fits over a search and screening costs at most
 ``candidates + random_candidates`` predictions per ask. ``prediction_quality()`` reports,
 per objective, the share of mean predictions within 10% of the measurement they preceded.
 The defaults were chosen on the NAS-Bench-201 replays of ``benchmarks/searchers.py``.
@@ -39,6 +40,8 @@ from search_spaces import Architecture, SearchSpace
 
 #: Results needed before the surrogates are trusted (NSGA-II proposals until then).
 MIN_TRAINING = 12
+#: Results the surrogates learn from at most (the latest ones): bounds the cost of a fit.
+MAX_TRAINING = 2000
 #: Surrogate kinds: extremely randomised trees, or gradient-boosted trees.
 MODELS = ("extra-trees", "gbt")
 #: A candidate's score: its hypervolume gain averaged over the members' predictions
@@ -151,7 +154,8 @@ class PredictorGuidedSearcher(NSGA2Searcher):
     def _maybe_retrain(self) -> None:
         if self._models and len(self._targets) < self._trained_on * (1 + self.retrain_growth):
             return
-        features, targets = np.array(self._features), np.array(self._targets)
+        recent = slice(-MAX_TRAINING, None)  # the latest results lie nearest the front
+        features, targets = np.array(self._features[recent]), np.array(self._targets[recent])
         self._models, self._log = [], []
         for column in range(targets.shape[1]):
             values = targets[:, column]
@@ -239,8 +243,8 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         features = np.ascontiguousarray(self._featurise(codes), dtype=np.float32)
         columns = []
         for members, log in zip(self._models, self._log, strict=True):
-            if self.model == "extra-trees":  # trees take float32 rows, checked once here
-                trees = np.array([tree.predict(features, check_input=False) for tree in members])
+            if self.model == "extra-trees":  # the fitted trees' own float32 predict, no checks
+                trees = np.array([tree.tree_.predict(features)[:, 0] for tree in members])
                 rows = trees.reshape(self.ensemble, -1, len(codes)).mean(axis=1)
             else:
                 rows = np.array([member.predict(features) for member in members])
