@@ -116,3 +116,20 @@ def test_predictor_ensemble_members_disagree_off_the_data(model: str, ensemble: 
     assert samples.shape == (ensemble, 50, 2)
     assert samples.std(axis=0).mean() > 0
     assert (samples[:, :, 1] > 0).all()  # latency-like objective predicted in log space
+
+
+def test_predictor_fits_only_the_latest_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fits are bounded: the surrogates learn from the latest MAX_TRAINING results."""
+    from orchestrator.searchers import predictive
+
+    monkeypatch.setattr(predictive, "MAX_TRAINING", 25)
+    searcher = predictive.PredictorGuidedSearcher(space=NB201, seed=0, ensemble=4)
+    for step in range(40):
+        arch = searcher.ask()
+        searcher.tell(arch, objectives=[float(step), 1.0 + float(NB201.encode(arch).sum())])
+    searcher._models = []  # force a fit now
+    searcher._maybe_retrain()
+    trees = searcher._models[0]
+    assert {int(tree.tree_.n_node_samples[0]) for tree in trees} == {25}
+    # the first objective counts the steps: the latest 25 are 15..39 (fitted in log space)
+    assert min(float(tree.tree_.value.min()) for tree in trees) >= np.log(15.0) - 1e-9
