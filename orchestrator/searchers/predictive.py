@@ -16,7 +16,10 @@ expected hypervolume gain over the front found so far (normalised by that front'
 the gain of each member's predicted point, averaged over the members
 (``acquisition="expected"``; ``"mean"`` scores the mean prediction alone). Averaging over
 members credits candidates the models disagree on, where a plain point prediction chases
-the models' errors. Only that one candidate reaches the hardware. Models are retrained
+the models' errors. Only that one candidate reaches the hardware. A share ``explore``
+(default 0.3) of the asks takes NSGA-II's own unscreened child instead: late in a search
+the models' errors near the front make pure screening stall, and unscreened one-choice
+steps keep finding what they miss. Models are retrained
 online every time the number of results has grown by ``retrain_growth`` (default 10%),
 on the latest ``MAX_TRAINING`` (2,000) results, so retraining costs O(log n) bounded
 fits over a search and screening costs at most
@@ -62,7 +65,7 @@ class PredictorGuidedSearcher(NSGA2Searcher):
                  parents: int = 3, candidates: int = 1024, random_candidates: int = 0,
                  retrain_growth: float = 0.1, mutation_rate: float | None = None,
                  model: str = "extra-trees", ensemble: int = 32,
-                 acquisition: str = "expected") -> None:
+                 acquisition: str = "expected", explore: float = 0.3) -> None:
         super().__init__(space=space, seed=seed, population_size=population_size,
                          crossover_probability=0.0, mutation_rate=mutation_rate)
         if not _is_int(parents) or parents < 1:
@@ -81,8 +84,11 @@ class PredictorGuidedSearcher(NSGA2Searcher):
             raise ConfigError(
                 f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}"
             )
+        if not _is_real(explore) or not 0 <= explore <= 1:
+            raise ConfigError(f"explore must be a number in [0, 1], got {explore!r}")
         self.model = model
         self.ensemble = int(ensemble)
+        self.explore = float(explore)
         self.acquisition = acquisition
         self.parents = int(parents)
         self.candidates = int(candidates)
@@ -101,8 +107,9 @@ class PredictorGuidedSearcher(NSGA2Searcher):
         self._front: np.ndarray | None = None
 
     def ask(self) -> Architecture:
-        if len(self._targets) < MIN_TRAINING or not len(self._population):
-            return super().ask()
+        if (len(self._targets) < MIN_TRAINING or not len(self._population)
+                or self.rng.random() < self.explore):
+            return super().ask()  # NSGA-II's own child, unscreened
         self._maybe_retrain()
         pool = self._candidate_codes()
         if not len(pool):

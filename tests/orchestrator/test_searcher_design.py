@@ -57,7 +57,7 @@ def test_predictor_learns_a_latency_that_follows_operation_counts() -> None:
     from orchestrator.searchers.predictive import PredictorGuidedSearcher
 
     cost = np.array([0.0, 0.02, 0.1, 0.2, 0.05])  # none, skip, 1x1, 3x3, pool
-    searcher = PredictorGuidedSearcher(space=NB201, seed=0)
+    searcher = PredictorGuidedSearcher(space=NB201, seed=0, explore=0.0)  # screen every ask
     for _ in range(60):
         arch = searcher.ask()
         code = NB201.encode(arch)
@@ -133,3 +133,19 @@ def test_predictor_fits_only_the_latest_results(monkeypatch: pytest.MonkeyPatch)
     assert {int(tree.tree_.n_node_samples[0]) for tree in trees} == {25}
     # the first objective counts the steps: the latest 25 are 15..39 (fitted in log space)
     assert min(float(tree.tree_.value.min()) for tree in trees) >= np.log(15.0) - 1e-9
+
+
+def test_predictor_explores_a_share_of_asks_unscreened() -> None:
+    from orchestrator.searchers.predictive import PredictorGuidedSearcher
+
+    checked = {}
+    for explore in (0.0, 0.5, 1.0):
+        searcher = PredictorGuidedSearcher(space=NB201, seed=0, explore=explore)
+        for _ in range(52):
+            arch = searcher.ask()
+            code = NB201.encode(arch)
+            searcher.tell(arch, objectives=[1.0 / (1.0 + np.count_nonzero(code == 3)),
+                                            1.0 + float(code.sum())])
+        checked[explore] = searcher.predictions_checked
+    assert checked[0.0] == 40 and checked[1.0] == 0
+    assert 10 <= checked[0.5] <= 30  # binomial(40, 0.5)

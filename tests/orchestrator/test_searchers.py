@@ -286,6 +286,7 @@ def test_multi_objective_searchers_refuse_one_objective() -> None:
         ("predictor", {"acquisition": "ucb"}, "acquisition must be one of expected, mean, got 'ucb'"),
         ("predictor", {"model": "svm"}, "model must be one of extra-trees, gbt, got 'svm'"),
         ("predictor", {"ensemble": 0}, r"ensemble must be an integer in 1\.\.64"),
+        ("predictor", {"explore": 1.5}, r"explore must be a number in \[0, 1\], got 1.5"),
         ("nsga2", {"archive_size": -1}, "archive_size must be an integer >= 0"),
     ],
 )
@@ -312,7 +313,7 @@ def test_nevergrad_reads_back_its_pareto_front() -> None:
 
 def test_predictor_reports_how_good_its_predictions_were() -> None:
     searcher = create_searcher("predictor", space=CONV, seed=0,
-                               options={"candidates": 16, "random_candidates": 4})
+                               options={"candidates": 16, "random_candidates": 4, "explore": 0})
     for _ in range(40):
         arch = searcher.ask()
         ranks = CONV.encode(arch)
