@@ -1,8 +1,10 @@
 """Image-classification datasets as numpy arrays, split into train and test by seed.
 
 A loader (registered in ``DATASETS``) takes a seed and returns all its samples as
-``(x, y)``: ``x`` float32 N×C×H×W in [0, 1], ``y`` int64 class indices. ``load_dataset``
-makes the stratified train/test split and caches the result per process.
+``(x, y)``: ``x`` float32 N×C×H×W in [0, 1], ``y`` int64 class indices; ``load_dataset``
+makes the stratified train/test split. A loader may instead return a ``FixedSplit``,
+its publishers' own train/test split, which ``load_dataset`` keeps as it is. Loads are
+cached per process.
 """
 
 from __future__ import annotations
@@ -19,7 +21,19 @@ from evaluators.errors import DatasetError
 from search_spaces import InputSpec
 from search_spaces.registry import Registry
 
-DatasetLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, eq=False)
+class FixedSplit:
+    """A loader's own train/test split, used as is (``test_fraction`` does not apply)."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+DatasetLoader = Callable[[int], tuple[np.ndarray, np.ndarray] | FixedSplit]
 
 DATASETS: Registry[DatasetLoader] = Registry("dataset", entry_point_group="paretonas.datasets")
 
@@ -27,8 +41,9 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where the Debian package ``dataset-fashion-mnist`` installs its idx files."""
 
 FASHION_MNIST_SAMPLES = 12_000
-"""Fashion-MNIST is subsampled (stratified, by seed) from its 70,000 images to this many,
-so that one candidate trains in seconds on a CPU."""
+"""``fashion-mnist`` is subsampled (stratified, by seed) from its 70,000 images to this
+many, so that one candidate trains in seconds on a CPU; ``fashion-mnist-full`` is all of
+them, in the publishers' 60,000/10,000 train/test split."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +69,8 @@ class Dataset:
 
 
 def load_dataset(name: str, *, seed: int, test_fraction: float = 0.25) -> Dataset:
-    """The dataset ``name`` split stratified into train/test by ``seed`` (cached per process)."""
+    """The dataset ``name`` split stratified into train/test by ``seed`` (cached per process);
+    a dataset that comes with its own split (``FixedSplit``) keeps it."""
     if not 0.0 < test_fraction < 1.0:
         raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if seed < 0:
@@ -66,18 +82,28 @@ def load_dataset(name: str, *, seed: int, test_fraction: float = 0.25) -> Datase
 def _load_cached(name: str, seed: int, test_fraction: float) -> Dataset:
     from sklearn.model_selection import train_test_split  # slow import, needed only here
 
-    x, y = DATASETS.get(name)(seed)
+    loaded = DATASETS.get(name)(seed)
+    if isinstance(loaded, FixedSplit):
+        train_x, train_y = _checked(name, loaded.train_x, loaded.train_y)
+        test_x, test_y = _checked(name, loaded.test_x, loaded.test_y)
+    else:
+        x, y = _checked(name, *loaded)
+        train_x, test_x, train_y, test_y = train_test_split(
+            x, y, test_size=test_fraction, stratify=y, random_state=seed
+        )
+    for array in (train_x, test_x, train_y, test_y):
+        array.flags.writeable = False
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    return Dataset(name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                   input_spec=InputSpec(shape=train_x.shape[1:], num_classes=classes))
+
+
+def _checked(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.ascontiguousarray(y, dtype=np.int64)
     if x.ndim < 2 or not len(x) or y.shape != (len(x),) or y.min() < 0:
         raise DatasetError(f"dataset {name!r} loader returned shapes {x.shape}/{y.shape}")
-    train_x, test_x, train_y, test_y = train_test_split(
-        x, y, test_size=test_fraction, stratify=y, random_state=seed
-    )
-    for array in (train_x, test_x, train_y, test_y):
-        array.flags.writeable = False
-    return Dataset(name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
-                   input_spec=InputSpec(shape=x.shape[1:], num_classes=int(y.max()) + 1))
+    return x, y
 
 
 @DATASETS.decorator("digits")
@@ -94,22 +120,36 @@ def load_digits(seed: int) -> tuple[np.ndarray, np.ndarray]:
 def load_fashion_mnist(
     seed: int, *, root: Path = FASHION_MNIST_DIR
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Zalando's 28×28 clothing images, 10 classes, from the Debian package's idx files."""
-    if not root.is_dir():
-        raise DatasetError(f"fashion-mnist not found in {root}; install it with "
-                           f"`apt-get install dataset-fashion-mnist`")
-    images = [_read_idx(_idx_file(root, f"{part}-images-idx3-ubyte")) for part in ("train", "t10k")]
-    labels = [_read_idx(_idx_file(root, f"{part}-labels-idx1-ubyte")) for part in ("train", "t10k")]
-    x = (np.concatenate(images).astype(np.float32) / 255.0)[:, None]
-    y = np.concatenate(labels).astype(np.int64)
-    if len(x) != len(y):
-        raise DatasetError(f"fashion-mnist in {root}: {len(x)} images but {len(y)} labels")
+    """Zalando's 28×28 clothing images, 10 classes, from the Debian package's idx files:
+    ``FASHION_MNIST_SAMPLES`` of them, stratified by ``seed``."""
+    split = load_fashion_mnist_full(seed, root=root)
+    x = np.concatenate([split.train_x, split.test_x])
+    y = np.concatenate([split.train_y, split.test_y])
     if len(x) > FASHION_MNIST_SAMPLES:
         from sklearn.model_selection import train_test_split
 
         x, _, y, _ = train_test_split(x, y, train_size=FASHION_MNIST_SAMPLES, stratify=y,
                                       random_state=seed)
     return x, y
+
+
+@DATASETS.decorator("fashion-mnist-full")
+def load_fashion_mnist_full(seed: int, *, root: Path = FASHION_MNIST_DIR) -> FixedSplit:
+    """All of Fashion-MNIST in its own split: 60,000 images to train, 10,000 to test."""
+    del seed  # the publishers' split
+    if not root.is_dir():
+        raise DatasetError(f"fashion-mnist not found in {root}; install it with "
+                           f"`apt-get install dataset-fashion-mnist`")
+    parts = []
+    for part in ("train", "t10k"):
+        x = _read_idx(_idx_file(root, f"{part}-images-idx3-ubyte"))
+        y = _read_idx(_idx_file(root, f"{part}-labels-idx1-ubyte"))
+        if len(x) != len(y):
+            raise DatasetError(f"fashion-mnist in {root}: {len(x)} {part} images but "
+                               f"{len(y)} labels")
+        parts.append(((x.astype(np.float32) / 255.0)[:, None], y.astype(np.int64)))
+    (train_x, train_y), (test_x, test_y) = parts
+    return FixedSplit(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
 
 
 def _idx_file(root: Path, stem: str) -> Path:

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from evaluators import DATASETS, DatasetError, load_dataset
-from evaluators.data import FASHION_MNIST_DIR, load_fashion_mnist
+from evaluators.data import (
+    FASHION_MNIST_DIR,
+    FixedSplit,
+    load_fashion_mnist,
+    load_fashion_mnist_full,
+)
 from search_spaces import InputSpec, UnknownNameError
 
 
@@ -53,7 +58,20 @@ def test_bad_test_fraction(fraction: float) -> None:
 
 
 def test_registry_holds_builtins() -> None:
-    assert {"digits", "fashion-mnist"} <= set(DATASETS.names())
+    assert {"digits", "fashion-mnist", "fashion-mnist-full"} <= set(DATASETS.names())
+
+
+def test_a_loaders_own_split_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    split = FixedSplit(train_x=rng.random((20, 1, 4, 4)), train_y=np.arange(20) % 3,  # float64
+                       test_x=rng.random((6, 1, 4, 4)), test_y=np.arange(6) % 4)
+    monkeypatch.setattr(DATASETS, "_entries", dict(DATASETS._entries))  # undone after the test
+    DATASETS.register("fixed-split-test", lambda seed: split)
+    data = load_dataset("fixed-split-test", seed=5, test_fraction=0.5)
+    assert np.array_equal(data.train_y, split.train_y)
+    assert np.allclose(data.test_x, split.test_x, atol=1e-7)
+    assert data.train_x.dtype == np.float32 and data.test_y.dtype == np.int64
+    assert data.input_spec == InputSpec(shape=(1, 4, 4), num_classes=4)  # classes of both parts
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -79,6 +97,9 @@ def test_fashion_mnist_reads_idx_files(tmp_path: Path) -> None:
     assert x.shape == (40, 1, 28, 28) and x.dtype == np.float32
     assert x.min() >= 0.0 and x.max() <= 1.0
     assert y.dtype == np.int64 and np.bincount(y).tolist() == [4] * 10
+    split = load_fashion_mnist_full(0, root=tmp_path)  # the files' own split, in file order
+    assert split.train_x.shape == (30, 1, 28, 28) and split.test_x.shape == (10, 1, 28, 28)
+    assert split.train_y.tolist() == [i % 10 for i in range(30)]
 
 
 def test_fashion_mnist_rejects_a_corrupt_idx_file(tmp_path: Path) -> None:
@@ -100,3 +121,12 @@ def test_fashion_mnist_from_the_debian_package() -> None:
     data = load_dataset("fashion-mnist", seed=0)
     assert data.input_spec == InputSpec(shape=(1, 28, 28), num_classes=10)
     assert len(data.train_y) + len(data.test_y) == 12_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_full_fashion_mnist_keeps_the_publishers_split() -> None:
+    data = load_dataset("fashion-mnist-full", seed=0)
+    assert data.input_spec == InputSpec(shape=(1, 28, 28), num_classes=10)
+    assert (len(data.train_y), len(data.test_y)) == (60_000, 10_000)
+    assert np.bincount(data.test_y).tolist() == [1_000] * 10
