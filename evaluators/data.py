@@ -22,7 +22,6 @@ from search_spaces import InputSpec
 from search_spaces.registry import Registry
 
 
-
 @dataclass(frozen=True, eq=False)
 class FixedSplit:
     """A loader's own train/test split, used as is (``test_fraction`` does not apply)."""
@@ -122,7 +121,7 @@ def load_fashion_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Zalando's 28×28 clothing images, 10 classes, from the Debian package's idx files:
     ``FASHION_MNIST_SAMPLES`` of them, stratified by ``seed``."""
-    split = load_fashion_mnist_full(seed, root=root)
+    split = _fashion_mnist_split(root)
     x = np.concatenate([split.train_x, split.test_x])
     y = np.concatenate([split.train_y, split.test_y])
     if len(x) > FASHION_MNIST_SAMPLES:
@@ -137,6 +136,10 @@ def load_fashion_mnist(
 def load_fashion_mnist_full(seed: int, *, root: Path = FASHION_MNIST_DIR) -> FixedSplit:
     """All of Fashion-MNIST in its own split: 60,000 images to train, 10,000 to test."""
     del seed  # the publishers' split
+    return _fashion_mnist_split(root)
+
+
+def _fashion_mnist_split(root: Path) -> FixedSplit:
     if not root.is_dir():
         raise DatasetError(f"fashion-mnist not found in {root}; install it with "
                            f"`apt-get install dataset-fashion-mnist`")

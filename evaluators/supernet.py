@@ -37,6 +37,10 @@ from search_spaces.elastic import ElasticSpace, Supernet
 
 CHECKPOINT_FORMAT = "paretonas-supernet/1"
 
+LAYOUT = torch.channels_last
+"""The supernet trains in channels-last layout: the same arithmetic, 2-3x faster steps on a
+CPU (depthwise convolutions); checkpoints load into either layout."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SupernetSettings:
@@ -95,7 +99,7 @@ def train_supernet(
     checkpoint = Path(checkpoint)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        net = space.supernet().to(device)
+        net = space.supernet().to(device, memory_format=LAYOUT)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
@@ -106,7 +110,7 @@ def train_supernet(
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start_step, history = int(state["step"]), list(state["history"])
-    train_x = torch.tensor(dataset.train_x).to(device)
+    train_x = torch.tensor(dataset.train_x).to(device).contiguous(memory_format=LAYOUT)
     train_y = torch.tensor(dataset.train_y).to(device)
     if len(train_x) < settings.batch_size:
         raise SettingsError(f"batch_size {settings.batch_size} exceeds the {len(train_x)} "
@@ -290,6 +294,10 @@ class SubnetEvaluation:
     timings: dict[str, float]
 
 
+EVAL_CHUNK = 1000
+"""Held-out samples scored per forward pass (bounds the activations' memory)."""
+
+
 class SubnetEvaluator:
     """Evaluates subnets of one trained supernet on fixed calibration and held-out data."""
 
@@ -318,7 +326,8 @@ class SubnetEvaluator:
             with _timed(timings, "calibrate"):
                 recalibrate_batch_norm(model, self.calibration)
             with _timed(timings, "evaluate"), torch.no_grad():
-                correct = int((model(self.eval_x).argmax(dim=1) == self.eval_y).sum())
+                correct = sum(int((model(x).argmax(dim=1) == y).sum()) for x, y in zip(
+                    self.eval_x.split(EVAL_CHUNK), self.eval_y.split(EVAL_CHUNK), strict=True))
         finally:
             torch.set_num_threads(previous_threads)
         return SubnetEvaluation(arch=arch, model=model, accuracy=correct / len(self.eval_y),

@@ -89,6 +89,21 @@ def test_subnet_evaluation_recalibrates_and_is_deterministic(trained: Path) -> N
     assert not torch.allclose(recalibrated.running_mean, shared)  # own statistics, not the shared ones
 
 
+def test_accuracy_is_counted_over_all_held_out_chunks(trained: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import evaluators.supernet as supernet_module
+
+    monkeypatch.setattr(supernet_module, "EVAL_CHUNK", 64)  # 200 samples: chunks 64, 64, 64, 8
+    space = tiny_space()
+    evaluator = SubnetEvaluator(space=space, supernet=load_supernet(space, trained),
+                                dataset=load_dataset("digits", seed=0),
+                                settings=SubnetEvalSettings(eval_samples=200))
+    result = evaluator.evaluate(space.largest())
+    with torch.no_grad():
+        predicted = result.model(evaluator.eval_x).argmax(dim=1)
+    assert result.accuracy == int((predicted == evaluator.eval_y).sum()) / 200
+
+
 def test_a_checkpoint_of_another_space_is_one_clear_error(trained: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"dimension stage1\.block1\.kernel_size allows \[3\] "
                                               r"in the space but \[3, 5\] in the checkpoint"):
