@@ -99,7 +99,8 @@ def train_supernet(
     checkpoint = Path(checkpoint)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        net = space.supernet().to(device, memory_format=LAYOUT)
+        net = space.supernet().to(device)
+    net = net.to(memory_format=LAYOUT)  # type: ignore[call-overload]  # untyped, documented kwarg
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
