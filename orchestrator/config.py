@@ -242,6 +242,7 @@ class SupernetConfig(Section):
 
     checkpoint: str | None = Field(None, description="a trained supernet; null: train one")
     steps: int = Field(600, ge=1)
+    teacher_steps: int = Field(0, ge=0, description="first steps train the largest subnet alone")
     batch_size: int = Field(128, ge=2)
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -258,10 +259,17 @@ class SupernetConfig(Section):
     eval_threads: int = Field(1, ge=1)
     subnets_per_trial: int = Field(16, ge=1)
 
+    @model_validator(mode="after")
+    def _teacher_first(self) -> SupernetConfig:
+        if self.teacher_steps >= self.steps:
+            raise ValueError(f"teacher_steps ({self.teacher_steps}) must be below steps "
+                             f"({self.steps})")
+        return self
+
     def settings(self, seed: int) -> SupernetSettings:
         return SupernetSettings(
             seed=seed, **self.model_dump(include={
-                "steps", "batch_size", "learning_rate", "weight_decay", "random_subnets",
+                "steps", "teacher_steps", "batch_size", "learning_rate", "weight_decay", "random_subnets",
                 "distill_temperature", "checkpoint_every", "log_every", "device", "threads"}))
 
     def eval_settings(self, seed: int) -> SubnetEvalSettings:

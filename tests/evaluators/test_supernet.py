@@ -118,9 +118,19 @@ def test_a_checkpoint_of_another_space_is_one_clear_error(trained: Path, tmp_pat
         load_supernet(tiny_space(), tmp_path / "junk.pt")
 
 
+def test_teacher_steps_train_the_largest_alone(tmp_path: Path) -> None:
+    settings = replace(SETTINGS, steps=8, teacher_steps=4, log_every=2, checkpoint_every=8)
+    result = train_supernet(tiny_space(), load_dataset("digits", seed=0), settings,
+                            checkpoint=tmp_path / "teacher.pt")
+    distill = [entry["loss_distill"] for entry in result.history]
+    assert distill[:2] == [0.0, 0.0] and all(d > 0 for d in distill[2:])
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(SettingsError, match="SupernetSettings.steps"):
         SupernetSettings(steps=0)
+    with pytest.raises(SettingsError, match="teacher_steps must be below steps"):
+        SupernetSettings(steps=4, teacher_steps=4)
     with pytest.raises(SettingsError, match="device"):
         SupernetSettings(device="tpu")
     with pytest.raises(SettingsError, match="eval_samples"):

@@ -66,6 +66,14 @@ def test_weight_sharing_needs_an_elastic_space(ws_config: dict[str, Any]) -> Non
         parse_config(ws_config)
 
 
+def test_teacher_steps_must_leave_sandwich_steps(ws_config: dict[str, Any]) -> None:
+    ws_config["supernet"]["teacher_steps"] = 16
+    with pytest.raises(ConfigError, match=r"supernet.*teacher_steps \(16\) must be below steps \(16\)"):
+        parse_config(ws_config)
+    ws_config["supernet"]["teacher_steps"] = 4
+    assert parse_config(ws_config).supernet.settings(0).teacher_steps == 4
+
+
 @pytest.mark.parametrize("name", ["weight_sharing.yaml", "weight_sharing_gpu_cluster.yaml"])
 def test_shipped_configs_are_valid_and_their_subnets_run(name: str) -> None:
     config = load_config(ROOT / "configs" / name)
