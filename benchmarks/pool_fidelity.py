@@ -36,11 +36,12 @@ Targets: τ >= 0.9, median ratio within 1 ± 0.10, repeatability τ >= 0.9 and m
 |Δ| <= 5%. Prints tables, writes ``benchmarks/results/pool_fidelity[_quick].json`` (with
 the load average before and after) and ``.png``.
 
-Last run (shared 2-core VM, load average 2.9 -> 2.0, 434 s): OpenVINO vs benchmark_app
-τ 0.942 / ratio 0.894 (all 28), 0.778 / 1.117 (sub-0.2 ms; K=8: 0.722 / 0.834);
-repeatability τ / median |Δ| OpenVINO 0.937 / 18.0%, ONNX Runtime 0.921 / 13.8%, torch
-eager 0.921 / 11.7%, benchmark_app itself 0.942 / 23.1%; pass B inside pass A's interval
-71-86%; compiler awareness τ OV-ORT 0.926, OV-torch 0.757, ORT-torch 0.820.
+Last runs on the 2-core VM. Quiet (load average 1.25 -> 1.00, 421 s): OpenVINO vs
+benchmark_app τ 0.952 / ratio 0.977 (all 28), 0.889 / 1.031 (sub-0.2 ms); repeatability
+τ / median |Δ| OpenVINO 0.952 / 15.6%, ONNX Runtime 0.952 / 16.7%, torch eager 0.889 /
+13.9%, benchmark_app itself 0.910 / 20.3%. Loaded (2.9 -> 2.0, 434 s): 0.942 / 0.894,
+0.778 / 1.117; repeatability 0.937 / 18.0%, 0.921 / 13.8%, 0.921 / 11.7%, benchmark_app
+0.942 / 23.1%.
 
 Run on a quiet machine (other load inflates and scrambles the numbers):
 
