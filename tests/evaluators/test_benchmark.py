@@ -41,7 +41,8 @@ def test_measurement_is_sane(backend: str, batch: int, tiny_onnx: Path) -> None:
     assert measurement.compile_seconds > 0
     assert measurement.ci_low_ms <= measurement.median_ms <= measurement.ci_high_ms
     assert 0 < measurement.floor_ms < measurement.median_ms
-    assert measurement.rounds >= 1 and measurement.stop_reason in ("precision", "time_cap")
+    # a 0.007 ms model can reach max_runs (100,000) before its rounds agree within rel_ci
+    assert measurement.rounds >= 1 and measurement.stop_reason in ("precision", "time_cap", "max_runs")
     assert measurement.runtime == get_backend(backend).sdk_module
     assert measurement.runtime_version[0].isdigit()
     assert measurement.device_name and measurement.device_name != "cpu"
