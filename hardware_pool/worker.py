@@ -179,10 +179,7 @@ class DeviceWorker:
             with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
                 models = []
                 for index, request in enumerate(requests):
-                    path = Path(tmp) / f"{index:05d}-{_safe(request.candidate)}.onnx"
-                    path.write_bytes(request.onnx_model)
-                    if request.torch_program is not None:
-                        program_path(path).write_bytes(request.torch_program)
+                    path = _write_model(request, Path(tmp) / f"{index:05d}-{_safe(request.candidate)}.onnx")
                     plain = replace(request, evaluate=False)
                     models.append((path, [MeasureJob(
                         backend=target.backend, options=self._data_options(target, plain)[0],
@@ -245,10 +242,7 @@ class DeviceWorker:
             waited = time.monotonic() - queued
             started = time.time()
             with tempfile.TemporaryDirectory(prefix="paretonas-measure-") as tmp:
-                path = Path(tmp) / f"{_safe(request.candidate)}.onnx"
-                path.write_bytes(request.onnx_model)
-                if request.torch_program is not None:
-                    program_path(path).write_bytes(request.torch_program)
+                path = _write_model(request, Path(tmp) / f"{_safe(request.candidate)}.onnx")
                 prepared = [(target, *self._data_options(target, request)) for target in targets]
                 # one evaluation set per call: targets that want one are timed apart
                 for wants in (False, True):
@@ -344,6 +338,14 @@ class DeviceWorker:
             self._served += 1
             self._activity = (None, "idle", time.monotonic())
             self._lock.release()
+
+
+def _write_model(request: MeasureRequest, path: Path) -> Path:
+    """Write ``request``'s ONNX model to ``path`` (its torch program beside it, if any)."""
+    path.write_bytes(request.onnx_model)
+    if request.torch_program is not None:
+        program_path(path).write_bytes(request.torch_program)
+    return path
 
 
 def _safe(name: str) -> str:
