@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from evaluators.backends import BACKENDS
 from evaluators.backends.base import BackendOptions
+from evaluators.backends.openvino_backend import shared_core
 from hardware_pool.target import GPU_DEVICES, usable_cores
 
 RESOURCE_PREFIX = "paretonas/"
@@ -210,8 +211,7 @@ def probe_cpu() -> tuple[str, tuple[str, ...]]:
 
 def _openvino_devices() -> dict[str, str]:
     try:
-        openvino = importlib.import_module("openvino")
-        core = openvino.Core()
+        core = shared_core()
         return {name: str(core.get_property(name, "FULL_DEVICE_NAME"))
                 for name in core.available_devices}
     except Exception as error:  # a broken driver must not break discovery; report it

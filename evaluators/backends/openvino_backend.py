@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,10 @@ class OpenVinoBackend(Backend):
         openvino, _ = self.load_sdk(options)
         device = _DEVICES.get(options.device, options.device.upper())
         if openvino is None or device not in {
-            name.split(".")[0] for name in openvino.Core().available_devices
+            name.split(".")[0] for name in shared_core().available_devices
         }:
             return super().device_name(options)
-        return str(openvino.Core().get_property(device, "FULL_DEVICE_NAME"))
+        return str(shared_core().get_property(device, "FULL_DEVICE_NAME"))
 
     def availability(self, options: BackendOptions) -> str | None:
         openvino, reason = self.load_sdk(options)
@@ -92,7 +93,7 @@ class OpenVinoBackend(Backend):
             return reason
         if options.precision == "int8" and importlib.util.find_spec("nncf") is None:
             return "openvino int8 quantizes with NNCF, which is not installed; `pip install nncf`"
-        core = openvino.Core()
+        core = shared_core()
         device = _DEVICES[options.device]
         present = core.available_devices
         if not any(name.split(".")[0] == device for name in present):
@@ -135,13 +136,27 @@ class OpenVinoBackend(Backend):
                 model.reshape(list(input_shape))
             if options.precision == "int8":
                 model = _quantized(model, options, input_shape)
-            compiled = openvino.Core().compile_model(model, device, config)
+            compiled = shared_core().compile_model(model, device, config)
             return OpenVinoModel(compiled)
         except CompileError:
             raise
         except Exception as error:
             raise CompileError(f"openvino: compiling {onnx_path} for {device} failed: "
                                f"{_message(error)}") from error
+
+
+@functools.cache
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``.
+
+    Every ``Core`` loads its own CPU plugin, which installs an alternate signal stack on
+    the calling thread when it loads and restores the one it found when it unloads. With
+    several Cores alive (one per compiled model) they unload out of order, leaving the
+    thread on a freed stack: the next signal handled in Python (a SIGTERM from Ray or
+    Tune) crashed the process with SIGSEGV. One Core loads the plugin once."""
+    import openvino
+
+    return openvino.Core()
 
 
 def _quantized(model: Any, options: BackendOptions, input_shape: tuple[int, ...] | None) -> Any:

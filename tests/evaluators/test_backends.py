@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,31 @@ def test_openvino_fixes_the_batch_at_compile_time(tiny_onnx: Path) -> None:
     assert compiled.run(np.zeros((2, *SAMPLE_SHAPE), np.float32)).shape == (2, 10)
     with pytest.raises(RuntimeError):
         compiled.run(np.zeros((5, *SAMPLE_SHAPE), np.float32))
+
+
+_SIGTERM_AFTER_OPENVINO = """
+import os, signal, sys, time
+from evaluators import BackendOptions, MeasureJob, TimingSettings, measure_many
+job = MeasureJob(backend="openvino", options=BackendOptions(), input_shape=(1, 1, 8, 8))
+measure_many([(sys.argv[1], [job])] * 2, timing=TimingSettings(
+    warmup_runs=1, min_runs=5, min_seconds=0.01, round_seconds=0.002))
+received = []
+signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(0.1)
+print("handled", received)
+"""
+
+
+def test_openvino_models_leave_signal_handling_intact(tiny_onnx: Path) -> None:
+    """Two models compiled and timed together, then a SIGTERM handled in Python (as Ray
+    and Tune send it): one shared Core, else the CPU plugins leave the thread on a freed
+    signal stack and the process dies with SIGSEGV."""
+    done = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_OPENVINO, str(tiny_onnx)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "handled [15]" in done.stdout
 
 
 def test_openvino_missing_device_has_a_reason() -> None:
