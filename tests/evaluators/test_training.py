@@ -13,6 +13,7 @@ from evaluators import (
     load_dataset,
     train_and_evaluate,
 )
+from evaluators.training import training_layout
 
 
 def small_mlp(seed: int = 0) -> nn.Module:
@@ -63,3 +64,31 @@ def test_runtime_error_becomes_training_error_with_cause() -> None:
 def test_model_without_parameters_is_refused() -> None:
     with pytest.raises(TrainingError, match="no trainable parameters"):
         train_and_evaluate(nn.Flatten(), load_dataset("digits", seed=0), TrainingSettings())
+
+
+class _ViewAfterDepthwise(nn.Module):
+    """A depthwise convolution, then ``.view``: needs contiguous activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1, groups=1)
+        self.depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.head = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.depthwise(self.conv(x))
+        return self.head(x.view(x.size(0), -1))
+
+
+def test_grouped_convolutions_train_channels_last_and_view_gets_a_hint() -> None:
+    model = _ViewAfterDepthwise()
+    assert training_layout(model) == torch.channels_last
+    assert training_layout(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten())) == torch.contiguous_format
+    data = load_dataset("digits", seed=0)
+    with pytest.raises(TrainingError, match=r"channels-last: reshape with \.reshape"):
+        train_and_evaluate(model, data, TrainingSettings(epochs=1))
+    # the same model reshaping with torch.flatten trains, its weights channels-last
+    model.forward = lambda x: model.head(torch.flatten(model.depthwise(model.conv(x)), 1))  # type: ignore[method-assign]
+    result = train_and_evaluate(model, data, TrainingSettings(epochs=1))
+    assert result.accuracy > 0.5
+    assert model.depthwise.weight.is_contiguous(memory_format=torch.channels_last)
