@@ -123,7 +123,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Trainin
             except (RuntimeError, ValueError) as error:  # RuntimeError includes OOM
                 hint = ("; the model has grouped convolutions, so it trains channels-last: "
                         "reshape with .reshape or torch.flatten, not .view"
-                        if "view size is not compatible" in str(error) else "")
+                        if "view size is not compatible" in str(error)
+                        and training_layout(model) == torch.channels_last else "")
                 raise TrainingError(f"training failed in epoch {epoch}: {error}{hint}") from error
             value = loss.item()
             if not math.isfinite(value):
