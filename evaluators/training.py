@@ -65,12 +65,12 @@ def train_and_evaluate(
         torch.manual_seed(settings.seed)
         layout = training_layout(model)
         model.to(memory_format=layout)  # type: ignore[call-overload]  # untyped, documented kwarg
-        train_x = _in_layout(torch.tensor(dataset.train_x), layout)
+        train_x = in_layout(torch.tensor(dataset.train_x), layout)
         train_y = torch.tensor(dataset.train_y)
         start = time.perf_counter()
         loss = _train(model, train_x, train_y, settings, after_epoch)
         train_seconds = time.perf_counter() - start
-        accuracy = _accuracy(model, _in_layout(torch.tensor(dataset.test_x), layout),
+        accuracy = _accuracy(model, in_layout(torch.tensor(dataset.test_x), layout),
                              torch.tensor(dataset.test_y))
     finally:
         torch.set_num_threads(previous_threads)
@@ -89,8 +89,18 @@ def training_layout(model: nn.Module) -> torch.memory_format:
     return torch.channels_last if grouped else torch.contiguous_format
 
 
-def _in_layout(x: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+def in_layout(x: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+    """``x`` in ``layout`` when it is a batch of images (4-D); other inputs as they are."""
     return x.contiguous(memory_format=layout) if x.dim() == 4 else x
+
+
+def layout_hint(model: nn.Module, error: BaseException) -> str:
+    """A hint for a ``.view`` that the channels-last layout broke, else ``""``."""
+    if ("view size is not compatible" in str(error)
+            and training_layout(model) == torch.channels_last):
+        return ("; the model has grouped convolutions, so it trains channels-last: "
+                "reshape with .reshape or torch.flatten, not .view")
+    return ""
 
 
 def held_out_accuracy(model: nn.Module, dataset: Dataset) -> float:
@@ -121,11 +131,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Trainin
                 loss.backward()
                 optimizer.step()
             except (RuntimeError, ValueError) as error:  # RuntimeError includes OOM
-                hint = ("; the model has grouped convolutions, so it trains channels-last: "
-                        "reshape with .reshape or torch.flatten, not .view"
-                        if "view size is not compatible" in str(error)
-                        and training_layout(model) == torch.channels_last else "")
-                raise TrainingError(f"training failed in epoch {epoch}: {error}{hint}") from error
+                raise TrainingError(f"training failed in epoch {epoch}: {error}"
+                                    f"{layout_hint(model, error)}") from error
             value = loss.item()
             if not math.isfinite(value):
                 raise TrainingError(f"training diverged in epoch {epoch}: loss is {value}; "

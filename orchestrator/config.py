@@ -258,6 +258,10 @@ class SupernetConfig(Section):
     eval_samples: int = Field(1000, ge=1)
     eval_threads: int = Field(1, ge=1)
     subnets_per_trial: int = Field(16, ge=1)
+    finetune_epochs: int = Field(0, ge=0, description=(
+        "after the search, train each front subnet this many epochs from its inherited "
+        "weights and score it on the whole test split (finetuned_accuracy); 0: off"))
+    finetune_learning_rate: float = Field(1e-3, gt=0)
 
     @model_validator(mode="after")
     def _teacher_first(self) -> SupernetConfig:
@@ -277,6 +281,15 @@ class SupernetConfig(Section):
             seed=seed, threads=self.eval_threads, eval_samples=self.eval_samples,
             calibration_batches=self.calibration_batches,
             calibration_batch_size=self.calibration_batch_size)
+
+    def finetune_settings(self, seed: int) -> TrainingSettings | None:
+        """How the front is fine-tuned after the search; None when it is not."""
+        if not self.finetune_epochs:
+            return None
+        return TrainingSettings(epochs=self.finetune_epochs, batch_size=self.batch_size,
+                                learning_rate=self.finetune_learning_rate,
+                                weight_decay=self.weight_decay, seed=seed,
+                                threads=self.eval_threads)
 
 
 class SearchConfig(Section):

@@ -30,6 +30,7 @@ import ray
 from ray import tune
 
 from evaluators.data import load_dataset
+from evaluators.errors import TrainingError
 from evaluators.export import export_onnx
 from evaluators.supernet import (
     SubnetEvalSettings,
@@ -40,6 +41,7 @@ from evaluators.supernet import (
     read_checkpoint,
     train_supernet,
 )
+from evaluators.training import train_and_evaluate
 from hardware_pool.pool import HardwarePool, PoolClient
 from hardware_pool.worker import MeasureRequest
 from orchestrator.candidate import pin_away_from
@@ -547,16 +549,32 @@ def _subnet_tuner(config: SearchConfig, trainable: Any, searcher: Searcher,
 
 def export_front(front: tuple[TrialRecord, ...], *, space: ElasticSpace, checkpoint: Path,
                  config: SearchConfig, directory: Path) -> list[TrialRecord]:
-    """Re-extract the front's subnets (same recalibration) and export each to ONNX."""
+    """Re-extract the front's subnets (same recalibration) and export each to ONNX.
+
+    With ``supernet.finetune_epochs``, each one is first trained that long from its
+    inherited weights; its ``finetuned_accuracy`` (whole test split) and
+    ``time_finetune_s`` join its metrics, and the exported model is the fine-tuned one.
+    The architecture, so its latency, is unchanged.
+    """
     if not front:
         return []
+    dataset = load_dataset(config.dataset.name, seed=config.seed)
     scorer = SubnetEvaluator(space=space, supernet=load_supernet(space, checkpoint),
-                             dataset=load_dataset(config.dataset.name, seed=config.seed),
-                             settings=config.supernet.eval_settings(config.seed))
+                             dataset=dataset, settings=config.supernet.eval_settings(config.seed))
+    finetune = config.supernet.finetune_settings(config.seed)
     exported = []
     for record in front:
         model = scorer.evaluate(record.arch).model
+        metrics = record.metrics
+        if finetune is not None:
+            try:
+                trained = train_and_evaluate(model, dataset, finetune)
+            except TrainingError as error:
+                raise SearchError(f"fine-tuning front subnet {record.arch.key} failed: "
+                                  f"{error}") from error
+            metrics = {**metrics, "finetuned_accuracy": trained.accuracy,
+                       "time_finetune_s": trained.train_seconds}
         path = export_onnx(model, example_input=space.example_input(1),
                            path=directory / f"{record.arch.key}.onnx", candidate=record.arch.key)
-        exported.append(replace(record, onnx_path=str(path)))
+        exported.append(replace(record, onnx_path=str(path), metrics=metrics))
     return exported

@@ -117,10 +117,17 @@ def run_and_report(config: SearchConfig, console: Console, *, checked: Preflight
     table.add_column("arch")
     for name in objectives:
         table.add_column(f"{name} ({config.objectives[name]})", justify="right")
+    # weight-sharing mode's fine-tuned front (supernet.finetune_epochs)
+    after_search = [name for name in ("finetuned_accuracy",)
+                    if any(name in record.metrics for record in summary.front)]
+    for name in after_search:
+        table.add_column(name, justify="right")
     table.add_column("choices", overflow="fold" if show_arch else "ellipsis",
                      no_wrap=not show_arch, max_width=None if show_arch else 48)
     for record in summary.front:
         table.add_row(record.arch.key, *(_fmt(record.metrics[name]) for name in objectives),
+                      *(_fmt(record.metrics[name]) if name in record.metrics else "-"
+                        for name in after_search),
                       _choices(record))
     console.print(table)
     if result.confirmation is not None:

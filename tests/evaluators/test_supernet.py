@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from evaluators import export_onnx, get_backend
 from evaluators.backends import BackendOptions
-from evaluators.data import load_dataset
+from evaluators.data import Dataset, load_dataset
 from evaluators.errors import CheckpointError, SettingsError
 from evaluators.supernet import (
     SubnetEvalSettings,
@@ -25,6 +26,9 @@ from evaluators.supernet import (
     read_checkpoint,
     train_supernet,
 )
+from evaluators.training import training_layout
+from search_spaces import Architecture, Categorical, InputSpec
+from search_spaces.elastic import DynamicLinear, ElasticSpace, Supernet
 from tests.conftest import ROOT
 from tests.elastic_fixtures import one_thread, tiny_space
 
@@ -124,6 +128,44 @@ def test_teacher_steps_train_the_largest_alone(tmp_path: Path) -> None:
                             checkpoint=tmp_path / "teacher.pt")
     distill = [entry["loss_distill"] for entry in result.history]
     assert distill[:2] == [0.0, 0.0] and all(d > 0 for d in distill[2:])
+
+
+class _FlatSupernet(Supernet):
+    """An elastic MLP over flat (2-D) inputs whose forward uses ``.view``."""
+
+    def __init__(self, space: ElasticSpace) -> None:
+        super().__init__(space)
+        self.hidden, self.out = DynamicLinear(64, 32), DynamicLinear(32, 10)
+
+    def forward_subnet(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x.view(len(x), -1), arch["width"])))
+
+    def extract_subnet(self, arch: Architecture) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), self.hidden.static(64, arch["width"]), nn.ReLU(),
+                             self.out.static(arch["width"]))
+
+
+class _FlatSpace(ElasticSpace):
+    def choices(self) -> list[Categorical]:
+        return [Categorical("width", (8, 16, 32))]
+
+    def supernet(self) -> Supernet:
+        return _FlatSupernet(self)
+
+
+def test_a_custom_supernet_without_convolutions_trains_in_its_own_layout(tmp_path: Path) -> None:
+    """Only supernets with depthwise convolutions train channels-last (4-D inputs only):
+    flat inputs and a ``.view`` in the user's forward work as they are."""
+    digits = load_dataset("digits", seed=0)
+    flat = Dataset(name="flat-digits", train_x=digits.train_x.reshape(-1, 64),
+                   train_y=digits.train_y, test_x=digits.test_x.reshape(-1, 64),
+                   test_y=digits.test_y, input_spec=InputSpec(shape=(64,), num_classes=10))
+    space = _FlatSpace(input_spec=flat.input_spec)
+    result = train_supernet(space, flat, replace(SETTINGS, steps=8, checkpoint_every=8),
+                            checkpoint=tmp_path / "flat.pt")
+    assert result.steps == 8 and result.history[-1]["loss_largest"] > 0
+    assert training_layout(space.supernet()) == torch.contiguous_format
+    assert training_layout(tiny_space().supernet()) == torch.channels_last
 
 
 def test_settings_are_checked() -> None:
