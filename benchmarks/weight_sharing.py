@@ -63,7 +63,7 @@ from scipy.stats import kendalltau
 from evaluators.data import load_dataset
 from evaluators.export import count_parameters
 from evaluators.supernet import SubnetEvaluator, load_supernet, train_supernet
-from evaluators.training import TrainingSettings, in_layout, train_and_evaluate, training_layout
+from evaluators.training import SCHEDULES, TrainingSettings, train_and_evaluate
 from orchestrator.config import SearchConfig, load_config, parse_override
 from orchestrator.records import TrialRecord
 from orchestrator.searchers import create_searcher
@@ -88,7 +88,7 @@ def main() -> None:
                         help="from-scratch budget, the same for every fidelity subnet")
     parser.add_argument("--scratch-batch-size", type=int, default=64)
     parser.add_argument("--scratch-learning-rate", type=float, default=3e-3)
-    parser.add_argument("--scratch-schedule", choices=["cosine", "constant"], default="cosine",
+    parser.add_argument("--scratch-schedule", choices=SCHEDULES, default="cosine",
                         help="learning rate over the from-scratch budget")
     parser.add_argument("--scratch-seeds", type=int, nargs="+", default=[0, 1],
                         help="each fidelity subnet is trained from scratch once per seed; its "
@@ -172,12 +172,12 @@ def spanning_subnets(space: ElasticSpace, count: int, seed: int) -> list[Archite
 
 
 def _scratch_accuracy(config_path: str, overrides: dict[str, Any], values: dict[str, Any],
-                      settings: TrainingSettings, schedule: str) -> tuple[float, float]:
+                      settings: TrainingSettings) -> tuple[float, float]:
     """(test accuracy, seconds) of one subnet trained from scratch (a worker process).
 
-    ``schedule="cosine"`` decays the learning rate to zero over the budget (as NAS
-    benchmarks train their references), so the last iterate is not a noisy snapshot of
-    a constant-rate run; ``"constant"`` is from-scratch mode's own training.
+    ``settings.schedule="cosine"`` decays the learning rate to zero over the budget (as
+    NAS benchmarks train their references), so the last iterate is not a noisy snapshot
+    of a constant-rate run; ``"constant"`` is from-scratch mode's default training.
     """
     config = load_config(config_path, overrides=overrides)
     dataset = load_dataset(config.dataset.name, seed=config.seed)
@@ -185,43 +185,8 @@ def _scratch_accuracy(config_path: str, overrides: dict[str, Any], values: dict[
     torch.manual_seed(settings.seed)
     model = space.build(space.architecture(values))
     started = time.perf_counter()
-    if schedule == "constant":
-        accuracy = train_and_evaluate(model, dataset, settings).accuracy
-    else:
-        accuracy = _train_cosine(model, dataset, settings)
+    accuracy = train_and_evaluate(model, dataset, settings).accuracy
     return accuracy, time.perf_counter() - started
-
-
-def _train_cosine(model: torch.nn.Module, dataset: Any, settings: TrainingSettings) -> float:
-    """Train (AdamW, cosine to zero) and return the accuracy on the whole test split,
-    in the layout from-scratch training picks (``training_layout``)."""
-    torch.set_num_threads(settings.threads)
-    layout = training_layout(model)
-    model = model.to(memory_format=layout)
-    x = in_layout(torch.tensor(dataset.train_x), layout)
-    y = torch.tensor(dataset.train_y)
-    steps = settings.epochs * math.ceil(len(x) / settings.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
-    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    generator = torch.Generator().manual_seed(settings.seed)
-    model.train()
-    for _ in range(settings.epochs):
-        for batch in torch.randperm(len(x), generator=generator).split(settings.batch_size):
-            if len(batch) < 2:
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
-            optimizer.step()
-            decay.step()
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        test_x = in_layout(torch.tensor(dataset.test_x), layout)
-        for part, labels in zip(test_x.split(1000), torch.tensor(dataset.test_y).split(1000),
-                                strict=True):
-            correct += int((model(part).argmax(dim=1) == labels).sum())
-    return correct / len(dataset.test_y)
 
 
 def _earlier_scratch(paths: list[str], budget: dict[str, Any]
@@ -266,8 +231,9 @@ def _fidelity(config: SearchConfig, checkpoint: Path, args: argparse.Namespace,
         pending = {(arch.key, seed): workers.submit(
             _scratch_accuracy, args.config, overrides, arch.as_dict(),
             TrainingSettings(epochs=args.scratch_epochs, batch_size=args.scratch_batch_size,
-                             learning_rate=args.scratch_learning_rate, seed=seed, threads=1),
-            args.scratch_schedule) for arch, seed in missing}
+                             learning_rate=args.scratch_learning_rate,
+                             schedule=args.scratch_schedule, seed=seed, threads=1))
+            for arch, seed in missing}
         rows: list[dict[str, Any]] = []
         for arch in archs:
             row: dict[str, Any] = {"arch": arch.key, "choices": arch.as_dict(),

@@ -15,21 +15,27 @@ from evaluators.errors import SettingsError, TrainingError
 from evaluators.settings import check_integers
 
 _EVAL_BATCH_SIZE = 1024
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingSettings:
-    """How to train a candidate: AdamW for ``epochs`` over the training split."""
+    """How to train a candidate: AdamW for ``epochs`` over the training split, at a
+    constant ``learning_rate`` or decayed to zero over the run (``schedule="cosine"``)."""
 
     epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
+    schedule: str = "constant"
     seed: int = 0
     threads: int = 1
 
     def __post_init__(self) -> None:
         check_integers(self, {"epochs": 1, "batch_size": 1, "threads": 1, "seed": 0})
+        if self.schedule not in SCHEDULES:
+            raise SettingsError(f"TrainingSettings.schedule must be one of {list(SCHEDULES)}, "
+                                f"got {self.schedule!r}")
         for name, positive in (("learning_rate", True), ("weight_decay", False)):
             value = getattr(self, name)
             if (not isinstance(value, int | float) or isinstance(value, bool)
@@ -115,6 +121,10 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Trainin
         raise TrainingError("the model has no trainable parameters")
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
+    full, rest = divmod(len(x), settings.batch_size)
+    steps = settings.epochs * (full + (rest >= 2))  # a trailing batch of one is skipped
+    decay = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+             if settings.schedule == "cosine" else None)
     criterion = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(settings.seed)
     model.train()
@@ -130,6 +140,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Trainin
                 loss = criterion(model(x[batch]), y[batch])
                 loss.backward()
                 optimizer.step()
+                if decay is not None:
+                    decay.step()
             except (RuntimeError, ValueError) as error:  # RuntimeError includes OOM
                 raise TrainingError(f"training failed in epoch {epoch}: {error}"
                                     f"{layout_hint(model, error)}") from error

@@ -73,6 +73,7 @@ class TrainingConfig(Section):
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
     threads: int = Field(1, ge=1)
 
     def settings(self, seed: int) -> TrainingSettings:
@@ -287,7 +288,7 @@ class SupernetConfig(Section):
         if not self.finetune_epochs:
             return None
         return TrainingSettings(epochs=self.finetune_epochs, batch_size=self.batch_size,
-                                learning_rate=self.finetune_learning_rate,
+                                learning_rate=self.finetune_learning_rate, schedule="cosine",
                                 weight_decay=self.weight_decay, seed=seed,
                                 threads=self.eval_threads)
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from evaluators import (
     SettingsError,
@@ -38,11 +40,31 @@ def test_training_is_deterministic_and_learns_digits() -> None:
 @pytest.mark.parametrize(("field", "value"), [
     ("epochs", 0), ("epochs", 1.5), ("batch_size", -1), ("threads", 0), ("seed", -1),
     ("learning_rate", 0.0), ("learning_rate", math.nan), ("weight_decay", -1e-4),
-    ("epochs", True),
+    ("epochs", True), ("schedule", "linear"),
 ])
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(SettingsError, match=rf"TrainingSettings\.{field}"):
         TrainingSettings(**{field: value})
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_the_learning_rate_follows_the_schedule_over_every_step(schedule: str) -> None:
+    data = load_dataset("digits", seed=0)
+    settings = TrainingSettings(epochs=2, batch_size=100, learning_rate=1e-2, schedule=schedule)
+    rates: list[float] = []
+    hook = register_optimizer_step_pre_hook(
+        lambda optimizer, args, kwargs: rates.append(optimizer.param_groups[0]["lr"]))
+    try:
+        train_and_evaluate(small_mlp(), data, settings)
+    finally:
+        hook.remove()
+    full, rest = divmod(len(data.train_x), 100)
+    assert len(rates) == 2 * (full + (rest >= 2))
+    if schedule == "constant":
+        assert set(rates) == {1e-2}
+    else:  # from the full rate down to nearly zero at the last step
+        assert rates[0] == 1e-2 and rates[-1] < 1e-4
+        assert all(later < earlier for earlier, later in itertools.pairwise(rates))
 
 
 def test_diverging_loss_names_the_epoch() -> None:
