@@ -34,7 +34,7 @@ from evaluators.export import count_parameters
 from evaluators.settings import check_integers
 from evaluators.training import in_layout, layout_hint, training_layout
 from search_spaces import Architecture
-from search_spaces.elastic import ElasticSpace, Supernet
+from search_spaces.elastic import ElasticSpace, Permutation, Supernet, permute_
 
 CHECKPOINT_FORMAT = "paretonas-supernet/1"
 
@@ -45,7 +45,9 @@ class SupernetSettings:
 
     The first ``teacher_steps`` steps train the largest subnet alone (the first stage of
     progressive shrinking), so distillation starts from a teacher that knows the task;
-    they cost about a quarter of a sandwich step.
+    they cost about a quarter of a sandwich step. When they end, the supernet sorts its
+    elastic channels by importance (``Supernet.sort_channels``), so smaller subnets
+    start from the teacher's most important channels.
     """
 
     steps: int = 600
@@ -148,6 +150,8 @@ def train_supernet(
                 subnets = [smallest] + [space.sample(rng) for _ in range(settings.random_subnets)]
                 if step <= settings.teacher_steps:
                     subnets = []
+                elif step == settings.teacher_steps + 1 and settings.teacher_steps:
+                    follow_permutations(optimizer, net.sort_channels())
                 sums += _sandwich_step(net, optimizer, train_x[batch], train_y[batch],
                                        largest, subnets, settings.distill_temperature, step)
                 schedule.step()
@@ -199,6 +203,15 @@ def _sandwich_step(net: Supernet, optimizer: torch.optim.Optimizer, x: torch.Ten
         raise TrainingError(f"supernet training diverged at step {step} (losses {values}); "
                             f"try a lower learning_rate")
     return values
+
+
+def follow_permutations(optimizer: torch.optim.Optimizer, moved: list[Permutation]) -> None:
+    """Permute the optimiser's per-parameter state (e.g. AdamW's moments) as the
+    parameters were, so each moment stays with its channel."""
+    for parameter, index, dim in moved:
+        for value in optimizer.state.get(parameter, {}).values():
+            if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
+                permute_(value, index.to(value.device), dim)
 
 
 def _batch_indices(samples: int, settings: SupernetSettings, step: int) -> torch.Tensor:

@@ -23,6 +23,15 @@ from torch import nn
 from search_spaces.base import Architecture, SearchSpace
 from search_spaces.errors import SearchSpaceError
 
+Permutation = tuple[torch.Tensor, torch.Tensor, int]
+"""A parameter that ``Supernet.sort_channels`` permuted: (parameter, index, dimension)."""
+
+
+def permute_(tensor: torch.Tensor, index: torch.Tensor, dim: int) -> None:
+    """Reorder ``tensor`` in place along ``dim``: position ``i`` takes entry ``index[i]``."""
+    with torch.no_grad():
+        tensor.copy_(tensor.index_select(dim, index))
+
 
 class Supernet(nn.Module, ABC):
     """The weights of every subnet of ``space``; subclasses implement two methods.
@@ -69,6 +78,15 @@ class Supernet(nn.Module, ABC):
         model = self.extract_subnet(self.check(arch))
         model.train(self.training)
         return model
+
+    def sort_channels(self) -> list[Permutation]:
+        """Reorder elastic channels by importance, most important first, so the slices
+        every smaller subnet takes hold the channels that matter most (once-for-all's
+        re-organisation, done when the largest subnet alone has trained). Weights and
+        buffers are permuted in place; the largest subnet computes the same function
+        afterwards. Returns each permuted parameter with its index and dimension, so an
+        optimiser's state can follow. The default sorts nothing."""
+        return []
 
     def check(self, arch: Architecture) -> Architecture:
         """``arch`` validated against the space: a value out of range names its dimension."""

@@ -21,7 +21,9 @@ from search_spaces.elastic import (
     DynamicConv2d,
     DynamicLinear,
     ElasticSpace,
+    Permutation,
     Supernet,
+    permute_,
 )
 from search_spaces.errors import SearchSpaceError
 from search_spaces.loading import register_space
@@ -118,6 +120,29 @@ class ElasticBlock(nn.Module):
         h = self.project_bn(self.project(h, out_channels))
         return x + h if self.residual else h
 
+    def sort_hidden(self) -> list[Permutation]:
+        """Order the expanded (hidden) channels by the L1 norm of the projection weights
+        that read them, largest first: every expansion ratio then keeps the most
+        important ones. The block computes the same function at full size."""
+        importance = self.project.conv.weight.detach().abs().sum(dim=(0, 2, 3))
+        index = torch.argsort(importance, descending=True, stable=True)
+        moved: list[Permutation] = [(self.project.conv.weight, index, 1),
+                                    (self.expand.conv.weight, index, 0),
+                                    (self.depthwise.conv.weight, index, 0)]
+        for norm in (self.expand_bn.bn, self.depthwise_bn.bn):
+            moved += [(norm.weight, index, 0), (norm.bias, index, 0)]
+            assert norm.running_mean is not None and norm.running_var is not None
+            permute_(norm.running_mean, index, 0)
+            permute_(norm.running_var, index, 0)
+        if self.squeeze_excite is not None:
+            se = self.squeeze_excite
+            assert se.expand.conv.bias is not None
+            moved += [(se.reduce.conv.weight, index, 1), (se.expand.conv.weight, index, 0),
+                      (se.expand.conv.bias, index, 0)]
+        for parameter, order, dim in moved:
+            permute_(parameter, order, dim)
+        return moved
+
     def static(self, in_channels: int, *, out_channels: int, kernel_size: int, expansion: int
                ) -> MBBlock:
         hidden = in_channels * expansion
@@ -167,6 +192,11 @@ class MobileNetV3Supernet(Supernet):
                 x = block(x, **kwargs)
         x = nn.functional.hardswish(self.head_bn(self.head(x)))
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    def sort_channels(self) -> list[Permutation]:
+        """Each block's hidden channels by importance (the stage widths stay as they are)."""
+        return [moved for blocks in self.stages for block in cast(list[ElasticBlock], blocks)
+                for moved in block.sort_hidden()]
 
     def extract_subnet(self, arch: Architecture) -> nn.Module:
         layers: list[nn.Module] = [self.stem.static(self.stem.max_in_channels),

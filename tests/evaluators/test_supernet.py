@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from evaluators.supernet import (
     SubnetEvalSettings,
     SubnetEvaluator,
     SupernetSettings,
+    follow_permutations,
     load_supernet,
     read_checkpoint,
     train_supernet,
@@ -166,6 +168,56 @@ def test_a_custom_supernet_without_convolutions_trains_in_its_own_layout(tmp_pat
     assert result.steps == 8 and result.history[-1]["loss_largest"] > 0
     assert training_layout(space.supernet()) == torch.contiguous_format
     assert training_layout(tiny_space().supernet()) == torch.channels_last
+
+
+def test_the_optimiser_state_follows_sorted_channels() -> None:
+    torch.manual_seed(0)
+    space = tiny_space()
+    net = space.supernet()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    x = torch.tensor(load_dataset("digits", seed=0).train_x[:16])
+    net(x, space.largest()).square().mean().backward()
+    optimizer.step()
+    before = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()}
+              for p in net.parameters()}
+    moved = net.sort_channels()
+    follow_permutations(optimizer, moved)
+    for parameter, index, dim in moved:
+        state = optimizer.state[parameter]
+        for name in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(state[name],
+                                       before[id(parameter)][name].index_select(dim, index))
+
+
+def test_the_sandwich_phase_starts_from_sorted_channels(tmp_path: Path) -> None:
+    # one sandwich step at a learning rate too small to reorder what the sort ordered
+    settings = replace(SETTINGS, steps=5, teacher_steps=4, learning_rate=1e-7, checkpoint_every=5)
+    train_supernet(tiny_space(), load_dataset("digits", seed=0), settings,
+                   checkpoint=tmp_path / "sorted.pt")
+    net = load_supernet(tiny_space(), tmp_path / "sorted.pt")
+    for blocks in net.stages:
+        for block in blocks:
+            importance = block.project.conv.weight.abs().sum(dim=(0, 2, 3))
+            assert torch.all(importance[:-1] >= importance[1:])
+
+
+def test_a_run_resumed_at_the_end_of_the_teacher_phase_sorts_and_matches(tmp_path: Path) -> None:
+    """The sort happens once, at the first sandwich step: a run resumed from the last
+    teacher checkpoint sorts then and ends where an uninterrupted run ends."""
+    settings = replace(SETTINGS, steps=8, teacher_steps=4, checkpoint_every=4, log_every=8)
+    digits = load_dataset("digits", seed=0)
+    whole, teacher = tmp_path / "whole.pt", tmp_path / "teacher.pt"
+
+    def keep_teacher_checkpoint(entry: dict[str, float]) -> None:
+        shutil.copy(whole, teacher)  # at step 8 (before its save) it still holds step 4
+
+    train_supernet(tiny_space(), digits, settings, checkpoint=whole, on_log=keep_teacher_checkpoint)
+    assert torch.load(teacher, weights_only=False)["step"] == 4
+    resumed = train_supernet(tiny_space(), digits, settings, checkpoint=teacher)
+    assert resumed.resumed_from == 4
+    expected, actual = read_checkpoint(whole, tiny_space()), read_checkpoint(teacher, tiny_space())
+    for name, value in expected["model"].items():
+        torch.testing.assert_close(actual["model"][name], value, msg=name)
 
 
 def test_settings_are_checked() -> None:

@@ -53,6 +53,28 @@ def test_extracted_subnet_equals_the_supernets_active_path(space: ElasticMobileN
     assert len(outputs) > 1  # the subnets really differ
 
 
+def test_sorting_channels_keeps_the_largest_subnet_and_ranks_channels_first(
+        space: ElasticMobileNetV3Space) -> None:
+    torch.manual_seed(0)
+    supernet = space.supernet().eval()
+    _randomise_batch_norm(supernet, 1)
+    x = torch.randn(5, *DIGITS.shape)
+    with torch.no_grad():
+        largest, smallest = supernet(x, space.largest()), supernet(x, space.smallest())
+    moved = supernet.sort_channels()
+
+    parameters = {id(p) for p in supernet.parameters()}
+    assert moved and all(id(tensor) in parameters for tensor, _, _ in moved)
+    assert any(not torch.equal(index, torch.arange(len(index))) for _, index, _ in moved)
+    with torch.no_grad():
+        torch.testing.assert_close(supernet(x, space.largest()), largest, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(supernet(x, space.smallest()), smallest, atol=1e-4)
+    for module in supernet.modules():
+        if hasattr(module, "sort_hidden"):  # every block: most important hidden channel first
+            importance = module.project.conv.weight.abs().sum(dim=(0, 2, 3))
+            assert torch.all(importance[:-1] >= importance[1:])
+
+
 def test_extraction_copies_the_weights(space: ElasticMobileNetV3Space) -> None:
     supernet = space.supernet().eval()
     model = supernet.extract(space.largest())
