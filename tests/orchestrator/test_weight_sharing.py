@@ -117,9 +117,14 @@ def test_a_weight_sharing_search_reaches_the_tracker(ws_config: dict[str, Any], 
     assert len(children) == 7
     on_front = [c for c in children if c.data.tags.get("paretonas.pareto_front") == "true"]
     assert len(on_front) == len(front)
-    tuned = {r.arch.key: r.metrics["finetuned_accuracy"] for r in front}
-    assert sorted(c.data.metrics["finetuned_accuracy"] for c in on_front) == sorted(tuned.values())
-    assert all("finetuned_accuracy" not in c.data.metrics for c in children if c not in on_front)
+    # every front member is fine-tuned (and those the confirmation pass then took off the
+    # front keep theirs); the metric reaches exactly the runs of the records that have it
+    assert all("finetuned_accuracy" in c.data.metrics for c in on_front)
+    tuned = sorted(r.metrics["finetuned_accuracy"] for r in result.records
+                   if "finetuned_accuracy" in r.metrics)
+    assert sorted(c.data.metrics["finetuned_accuracy"] for c in children
+                  if "finetuned_accuracy" in c.data.metrics) == tuned
+    assert len(tuned) >= len(front)
     assert sorted(a.path for a in client.list_artifacts(result.run_id, "front")) == \
         sorted(f"front/{r.arch.key}.onnx" for r in front)
 
