@@ -19,6 +19,9 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
+from evaluators import get_backend
+from evaluators.accuracy import evaluate_accuracy
+from evaluators.backends import BackendOptions
 from evaluators.data import load_dataset
 from evaluators.errors import CheckpointError
 from evaluators.supernet import train_supernet
@@ -229,13 +232,12 @@ def test_the_live_front_is_kept_per_record_and_shown_only_when_it_changed() -> N
 
 
 def _onnx_accuracy(path: str, x: np.ndarray, y: np.ndarray) -> float:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    predicted = np.concatenate([session.run(None, {name: x[i:i + 1]})[0].argmax(1)
-                                for i in range(len(x))])
-    return float((predicted == y).mean())
+    compiled = get_backend("onnxruntime").compile(Path(path), options=BackendOptions(),
+                                                  input_shape=(1, *x.shape[1:]))
+    try:
+        return evaluate_accuracy(compiled, x, y, batch_size=1)
+    finally:
+        compiled.close()
 
 
 def test_the_front_is_fine_tuned_before_it_is_exported_when_asked(
