@@ -31,7 +31,7 @@ from torch import nn
 from evaluators.data import Dataset
 from evaluators.errors import CheckpointError, SettingsError, TrainingError, TrainingInterrupted
 from evaluators.export import count_parameters
-from evaluators.settings import check_integers
+from evaluators.settings import check_device, check_integers, torch_device
 from evaluators.training import in_layout, layout_hint, training_layout
 from search_spaces import Architecture
 from search_spaces.elastic import ElasticSpace, Permutation, Supernet, permute_
@@ -75,9 +75,7 @@ class SupernetSettings:
                     value == 0 and name != "weight_decay"):
                 raise SettingsError(f"SupernetSettings.{name} must be a finite number > 0, "
                                     f"got {value!r}")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise SettingsError(f"SupernetSettings.device must be 'cpu' or 'cuda[:N]', "
-                                f"got {self.device!r}")
+        check_device(self)
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ def train_supernet(
     ``log_every`` steps. On SIGINT/SIGTERM (when running in the main thread) the
     current step finishes, a checkpoint is written and ``TrainingInterrupted`` raised.
     """
-    device = _device(settings.device)
+    device = torch_device(settings.device, purpose="supernet")
     checkpoint = Path(checkpoint)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -407,8 +405,3 @@ def _interrupt_flag() -> Iterator[threading.Event]:
         for sig, old in previous.items():
             signal.signal(sig, old)
 
-
-def _device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SettingsError(f"supernet device {name!r} asked for, but torch sees no CUDA GPU here")
-    return torch.device(name)

@@ -1,4 +1,4 @@
-"""Train a candidate briefly on a dataset and measure its held-out accuracy (CPU, seeded)."""
+"""Train a candidate briefly on a dataset and measure its held-out accuracy (seeded; CPU or CUDA)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from evaluators.data import Dataset
 from evaluators.errors import SettingsError, TrainingError
-from evaluators.settings import check_integers
+from evaluators.settings import check_device, check_integers, torch_device
 
 _EVAL_BATCH_SIZE = 1024
 SCHEDULES = ("constant", "cosine")
@@ -21,7 +21,8 @@ SCHEDULES = ("constant", "cosine")
 @dataclass(frozen=True, kw_only=True)
 class TrainingSettings:
     """How to train a candidate: AdamW for ``epochs`` over the training split, at a
-    constant ``learning_rate`` or decayed to zero over the run (``schedule="cosine"``)."""
+    constant ``learning_rate`` or decayed to zero over the run (``schedule="cosine"``),
+    on ``device`` (``cpu``, ``cuda`` or ``cuda:N``)."""
 
     epochs: int = 3
     batch_size: int = 64
@@ -30,9 +31,11 @@ class TrainingSettings:
     schedule: str = "constant"
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         check_integers(self, {"epochs": 1, "batch_size": 1, "threads": 1, "seed": 0})
+        check_device(self)
         if self.schedule not in SCHEDULES:
             raise SettingsError(f"TrainingSettings.schedule must be one of {list(SCHEDULES)}, "
                                 f"got {self.schedule!r}")
@@ -62,27 +65,54 @@ def train_and_evaluate(
 
     Deterministic on CPU: the same initial weights and ``settings.seed`` give the same
     result. A trailing batch of one sample is skipped (batch norm cannot train on it).
-    ``after_epoch(epoch, mean_loss)`` runs after each epoch (it may evaluate the model;
-    training goes on in train mode). The model is left in eval mode.
+    On a CUDA ``settings.device`` the model and both splits move to the GPU for the run.
+    ``after_epoch(epoch, mean_loss)`` runs after each epoch with the model back on the CPU
+    (it may evaluate or export it; training then goes on in train mode on the device).
+    The model is left in eval mode, on the CPU.
     """
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
+        device = torch_device(settings.device, purpose="training")
         torch.manual_seed(settings.seed)
         layout = training_layout(model)
-        model.to(memory_format=layout)  # type: ignore[call-overload]  # untyped, documented kwarg
-        train_x = in_layout(torch.tensor(dataset.train_x), layout)
-        train_y = torch.tensor(dataset.train_y)
+        model.to(device, memory_format=layout)  # type: ignore[call-overload]  # untyped kwarg
+        train_x = in_layout(torch.tensor(dataset.train_x, device=device), layout)
+        train_y = torch.tensor(dataset.train_y, device=device)
         start = time.perf_counter()
-        loss = _train(model, train_x, train_y, settings, after_epoch)
+        loss = _train(model, train_x, train_y, settings, _on_cpu(model, device, after_epoch))
+        _synchronize(device)
         train_seconds = time.perf_counter() - start
-        accuracy = _accuracy(model, in_layout(torch.tensor(dataset.test_x), layout),
-                             torch.tensor(dataset.test_y))
+        accuracy = _accuracy(model, in_layout(torch.tensor(dataset.test_x, device=device), layout),
+                             torch.tensor(dataset.test_y, device=device))
     finally:
         torch.set_num_threads(previous_threads)
+        model.to("cpu")
         model.eval()
     return TrainingResult(accuracy=accuracy, train_loss=loss, train_seconds=train_seconds,
                           epochs=settings.epochs)
+
+
+def _on_cpu(model: nn.Module, device: torch.device,
+            after_epoch: Callable[[int, float], None] | None
+            ) -> Callable[[int, float], None] | None:
+    """``after_epoch`` run with ``model`` moved to the CPU and back to ``device`` after."""
+    if after_epoch is None or device.type == "cpu":
+        return after_epoch
+
+    def on_cpu(epoch: int, loss: float) -> None:
+        model.to("cpu")  # parameters keep their identity, so the optimiser still holds them
+        try:
+            after_epoch(epoch, loss)
+        finally:
+            model.to(device)
+
+    return on_cpu
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def training_layout(model: nn.Module) -> torch.memory_format:
@@ -130,7 +160,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Trainin
     model.train()
     mean_loss = math.nan
     for epoch in range(1, settings.epochs + 1):
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator).to(x.device)
         total, seen = 0.0, 0
         for batch in order.split(settings.batch_size):
             if len(batch) < 2:

@@ -22,6 +22,9 @@ from search_spaces.elastic import ElasticSpace
 from search_spaces.errors import ParetonasError, UnknownNameError
 from search_spaces.loading import import_plugins, resolve_space_factory
 
+#: A torch device a trainer may use.
+DEVICE_PATTERN = r"^(cpu|cuda(:[0-9]+)?)$"
+
 
 class Section(BaseModel):
     """A config section: unknown keys are refused with the list of allowed ones."""
@@ -75,6 +78,8 @@ class TrainingConfig(Section):
     weight_decay: float = Field(1e-4, ge=0)
     schedule: Literal["constant", "cosine"] = "constant"
     threads: int = Field(1, ge=1)
+    device: str = Field("cpu", pattern=DEVICE_PATTERN, description=(
+        "where each trial trains its candidate: cpu, cuda or cuda:N (needs budget.trial_gpus)"))
 
     def settings(self, seed: int) -> TrainingSettings:
         return TrainingSettings(seed=seed, **self.model_dump())
@@ -251,7 +256,7 @@ class SupernetConfig(Section):
     distill_temperature: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(100, ge=1)
     log_every: int = Field(20, ge=1)
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")
+    device: str = Field("cpu", pattern=DEVICE_PATTERN)
     cpus: float = Field(1.0, gt=0, description="CPUs of the training trial")
     threads: int = Field(1, ge=1)
     calibration_batches: int = Field(2, ge=1)
@@ -350,6 +355,9 @@ class SearchConfig(Section):
         except ParetonasError as error:
             raise ValueError(f"searcher.options: {error}") from None
         self._check_scheduler()
+        if self.mode == "from_scratch" and self.training.device != "cpu" and not self.budget.trial_gpus:
+            raise ValueError(f"training.device: {self.training.device} needs budget.trial_gpus > 0, "
+                             f"so that Ray gives each trial a GPU (e.g. 1, or 0.5 to share one)")
         return self
 
     def _check_scheduler(self) -> None:

@@ -40,7 +40,7 @@ def test_training_is_deterministic_and_learns_digits() -> None:
 @pytest.mark.parametrize(("field", "value"), [
     ("epochs", 0), ("epochs", 1.5), ("batch_size", -1), ("threads", 0), ("seed", -1),
     ("learning_rate", 0.0), ("learning_rate", math.nan), ("weight_decay", -1e-4),
-    ("epochs", True), ("schedule", "linear"),
+    ("epochs", True), ("schedule", "linear"), ("device", "tpu"), ("device", "cuda:x"),
 ])
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(SettingsError, match=rf"TrainingSettings\.{field}"):
@@ -114,3 +114,28 @@ def test_grouped_convolutions_train_channels_last_and_view_gets_a_hint() -> None
     result = train_and_evaluate(model, data, TrainingSettings(epochs=1))
     assert result.accuracy > 0.5
     assert model.depthwise.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_training_on_a_gpu_without_one_is_a_clear_error() -> None:
+    model = small_mlp()
+    with pytest.raises(SettingsError, match="training device 'cuda' asked for, but torch sees no"):
+        train_and_evaluate(model, load_dataset("digits", seed=0), TrainingSettings(device="cuda"))
+    assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU: torch sees no CUDA device")
+def test_training_on_a_gpu_learns_and_hands_back_a_cpu_model() -> None:
+    data = load_dataset("digits", seed=0)
+    model = small_mlp()
+    devices: list[str] = []
+
+    def after_epoch(epoch: int, loss: float) -> None:  # rungs evaluate and export on the CPU
+        devices.append(next(model.parameters()).device.type)
+        model(torch.tensor(data.test_x[:4]))
+
+    result = train_and_evaluate(model, data, TrainingSettings(epochs=4, seed=7, device="cuda"),
+                                after_epoch=after_epoch)
+    assert result.accuracy > 0.85 and devices == ["cpu"] * 4
+    assert next(model.parameters()).device.type == "cpu" and not model.training

@@ -79,6 +79,9 @@ def test_defaults_fill_in() -> None:
         ({"scheduler": {"name": "pareto-halving"}, "training": {"epochs": 3},
           "objectives": {"accuracy@cpu-ort": "max", "latency_ms@cpu-ort": "min"}},
          "accuracy@cpu-ort (the compiled model's accuracy) cannot be used with it; use fifo"),
+        ({"training": {"device": "tpu"}}, "training.device: String should match pattern"),
+        ({"training": {"device": "cuda"}},
+         "training.device: cuda needs budget.trial_gpus > 0, so that Ray gives each trial a GPU"),
     ],
 )
 def test_bad_values_name_the_path(changes: dict[str, Any], expected: str) -> None:
@@ -86,6 +89,12 @@ def test_bad_values_name_the_path(changes: dict[str, Any], expected: str) -> Non
         parse_config(_with(**changes), source="bad.yaml")
     assert expected in str(raised.value)
     assert str(raised.value).startswith("bad.yaml: invalid configuration")
+
+
+def test_training_on_a_gpu_reaches_the_trials_with_their_gpus() -> None:
+    config = parse_config(_with(training={"device": "cuda:1"}, budget={"trial_gpus": 0.5}))
+    assert config.training.settings(seed=3).device == "cuda:1"
+    assert config.budget.trial_resource_request()["gpu"] == 0.5
 
 
 def test_halving_rungs_are_the_geometric_series_below_the_epochs() -> None:
