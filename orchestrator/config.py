@@ -289,13 +289,14 @@ class SupernetConfig(Section):
             calibration_batch_size=self.calibration_batch_size)
 
     def finetune_settings(self, seed: int) -> TrainingSettings | None:
-        """How the front is fine-tuned after the search; None when it is not."""
+        """How the front is fine-tuned after the search (one Ray task per subnet, with the
+        supernet trial's ``cpus``, ``threads`` and ``device``); None when it is not."""
         if not self.finetune_epochs:
             return None
         return TrainingSettings(epochs=self.finetune_epochs, batch_size=self.batch_size,
                                 learning_rate=self.finetune_learning_rate, schedule="cosine",
                                 weight_decay=self.weight_decay, seed=seed,
-                                threads=self.eval_threads)
+                                threads=self.threads, device=self.device)
 
 
 class SearchConfig(Section):

@@ -9,7 +9,9 @@ batch of subnets proposed together, reports one result per subnet as it finishes
 the searcher and the tracker hear of it at once), loads the supernet once per worker
 process (cached by checkpoint path, not shipped through Tune), writes no Tune
 checkpoint, and times subnet ``i`` on the hardware pool while it extracts and scores
-subnet ``i + 1``. The front's ONNX models are re-extracted and exported at the end.
+subnet ``i + 1``. The front's ONNX models are re-extracted and exported at the end;
+with ``supernet.finetune_epochs`` the final front is then fine-tuned, one Ray task per
+subnet on the supernet trial's CPUs or GPU, once the hardware pool has let go of them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import ray
 from ray import tune
 
-from evaluators.data import load_dataset
+from evaluators.data import Dataset, load_dataset
 from evaluators.errors import TrainingError
 from evaluators.export import export_onnx
 from evaluators.supernet import (
@@ -41,7 +43,7 @@ from evaluators.supernet import (
     read_checkpoint,
     train_supernet,
 )
-from evaluators.training import train_and_evaluate
+from evaluators.training import TrainingSettings, train_and_evaluate
 from hardware_pool.pool import HardwarePool, PoolClient
 from hardware_pool.worker import MeasureRequest
 from orchestrator.candidate import pin_away_from
@@ -172,6 +174,13 @@ class SubnetSource:
     checkpoint: str
     eval_settings: SubnetEvalSettings
 
+    @classmethod
+    def of(cls, config: SearchConfig, input_spec: InputSpec, checkpoint: Path) -> SubnetSource:
+        return cls(space=config.space.name,
+                   space_options_json=json.dumps(config.space.options, sort_keys=True),
+                   input_spec=input_spec, dataset=config.dataset.name, seed=config.seed,
+                   checkpoint=str(checkpoint), eval_settings=config.supernet.eval_settings(config.seed))
+
 
 @dataclass(frozen=True)
 class SubnetJob:
@@ -204,8 +213,13 @@ def subnet_evaluator(source: SubnetSource) -> SubnetEvaluator:
 def _evaluator_for(source: SubnetSource, modified_ns: int) -> SubnetEvaluator:
     space = _space_for(source.space, source.space_options_json, source.input_spec)
     return SubnetEvaluator(space=space, supernet=load_supernet(space, Path(source.checkpoint)),
-                           dataset=load_dataset(source.dataset, seed=source.seed),
+                           dataset=_dataset(source.dataset, source.seed),
                            settings=source.eval_settings)
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, seed: int) -> Dataset:
+    return load_dataset(name, seed=seed)
 
 
 def _evaluate_subnets(config: dict[str, Any], job: SubnetJob) -> None:
@@ -468,12 +482,7 @@ def run_weight_sharing_search(
                               timing=config.timing.settings(),
                               measure_timeout_s=config.timing.measure_timeout_s,
                               **config.pool.options()) as pool:
-                source = SubnetSource(
-                    space=config.space.name,
-                    space_options_json=json.dumps(config.space.options, sort_keys=True),
-                    input_spec=dataset.input_spec, dataset=config.dataset.name, seed=config.seed,
-                    checkpoint=str(checkpoint),
-                    eval_settings=config.supernet.eval_settings(config.seed))
+                source = SubnetSource.of(config, dataset.input_spec, checkpoint)
                 job = SubnetJob(source=source, pool=pool.client(),
                                 reserved_cores=pool.reserved_cores(),
                                 finished={r.trial_id: r.metrics for r in earlier if r.ok})
@@ -484,8 +493,7 @@ def run_weight_sharing_search(
                 # The front's ONNX models (re-extracted), then re-timed by the confirmation
                 # pass while the pool is up; members that join the front only then are
                 # exported afterwards.
-                for record in export_front(front.refresh().front, space=space,
-                                           checkpoint=checkpoint, config=config,
+                for record in export_front(front.refresh().front, source=source,
                                            directory=output_dir / "front"):
                     records[record.trial_id] = record
                 if config.pool.confirm.enabled:
@@ -493,12 +501,17 @@ def run_weight_sharing_search(
                         list(records.values()), pool=pool.client(), config=config,
                         sample_shape=dataset.input_spec.shape)
                     records = {record.trial_id: record for record in confirmed}
-        summary = summarise_front(list(records.values()), objectives,
-                                  noise_aware=config.searcher.noise_aware)
-        missing = [record for record in summary.front if not record.onnx_path]
-        for record in export_front(tuple(missing), space=space, checkpoint=checkpoint,
-                                   config=config, directory=output_dir / "front"):
-            records[record.trial_id] = record
+            summary = summarise_front(list(records.values()), objectives,
+                                      noise_aware=config.searcher.noise_aware)
+            missing = [record for record in summary.front if not record.onnx_path]
+            for record in export_front(tuple(missing), source=source,
+                                       directory=output_dir / "front"):
+                records[record.trial_id] = record
+            # the final front, with the pool's CPUs and GPUs free again
+            for record in finetune_front(tuple(records[r.trial_id] for r in summary.front),
+                                         source=source, config=config,
+                                         directory=output_dir / "front"):
+                records[record.trial_id] = record
         summary = replace(summary, front=tuple(records[r.trial_id] for r in summary.front))
         if confirmation is not None:  # re-timed: the confirmed front is the search's last step
             tracker.update_front(summary)
@@ -547,34 +560,87 @@ def _subnet_tuner(config: SearchConfig, trainable: Any, searcher: Searcher,
     )
 
 
-def export_front(front: tuple[TrialRecord, ...], *, space: ElasticSpace, checkpoint: Path,
-                 config: SearchConfig, directory: Path) -> list[TrialRecord]:
-    """Re-extract the front's subnets (same recalibration) and export each to ONNX.
-
-    With ``supernet.finetune_epochs``, each one is first trained that long from its
-    inherited weights; its ``finetuned_accuracy`` (whole test split) and
-    ``time_finetune_s`` join its metrics, and the exported model is the fine-tuned one.
-    The architecture, so its latency, is unchanged.
-    """
+def export_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
+                 directory: Path) -> list[TrialRecord]:
+    """Re-extract the front's subnets (same recalibration) and export each to ONNX."""
     if not front:
         return []
-    dataset = load_dataset(config.dataset.name, seed=config.seed)
-    scorer = SubnetEvaluator(space=space, supernet=load_supernet(space, checkpoint),
-                             dataset=dataset, settings=config.supernet.eval_settings(config.seed))
-    finetune = config.supernet.finetune_settings(config.seed)
+    scorer = subnet_evaluator(source)
     exported = []
     for record in front:
         model = scorer.evaluate(record.arch).model
-        metrics = record.metrics
-        if finetune is not None:
-            try:
-                trained = train_and_evaluate(model, dataset, finetune)
-            except TrainingError as error:
-                raise SearchError(f"fine-tuning front subnet {record.arch.key} failed: "
-                                  f"{error}") from error
-            metrics = {**metrics, "finetuned_accuracy": trained.accuracy,
-                       "time_finetune_s": trained.train_seconds}
-        path = export_onnx(model, example_input=space.example_input(1),
+        path = export_onnx(model, example_input=scorer.space.example_input(1),
                            path=directory / f"{record.arch.key}.onnx", candidate=record.arch.key)
-        exported.append(replace(record, onnx_path=str(path), metrics=metrics))
+        exported.append(replace(record, onnx_path=str(path)))
     return exported
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    """What each fine-tuning task needs besides its subnet (picklable)."""
+
+    source: SubnetSource
+    settings: TrainingSettings
+
+
+@dataclass(frozen=True)
+class FinetunedSubnet:
+    onnx_model: bytes
+    accuracy: float
+    train_seconds: float
+
+
+def _finetune_subnet(job: FinetuneJob, values: dict[str, Any]) -> FinetunedSubnet:
+    """Ray task: re-extract one subnet, train it from its inherited weights, export it."""
+    scorer = subnet_evaluator(job.source)
+    arch = scorer.space.architecture(values)
+    model = scorer.evaluate(arch).model
+    try:
+        trained = train_and_evaluate(model, _dataset(job.source.dataset, job.source.seed),
+                                     job.settings)
+    except TrainingError as error:
+        raise SearchError(f"fine-tuning front subnet {arch.key} failed: {error}") from None
+    with tempfile.TemporaryDirectory(prefix="paretonas-finetuned-") as directory:
+        path = export_onnx(model, example_input=scorer.space.example_input(1),
+                           path=Path(directory, f"{arch.key}.onnx"), candidate=arch.key)
+        return FinetunedSubnet(path.read_bytes(), trained.accuracy, trained.train_seconds)
+
+
+def finetune_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
+                   config: SearchConfig, directory: Path) -> list[TrialRecord]:
+    """Train each front subnet ``supernet.finetune_epochs`` from its inherited weights and
+    export the fine-tuned model over its ONNX file; ``finetuned_accuracy`` (whole test
+    split) and ``time_finetune_s`` join its metrics. The architecture, so its latency, is
+    unchanged; nothing happens without ``finetune_epochs``.
+
+    One Ray task per subnet, with the supernet trial's ``cpus`` and ``device`` (a GPU per
+    task when it is CUDA), run in parallel as the cluster allows: call it with the
+    hardware pool shut, whose actors may hold those CPUs and GPUs.
+    """
+    settings = config.supernet.finetune_settings(config.seed)
+    if settings is None or not front:
+        return list(front)
+    task = ray.remote(_finetune_subnet).options(
+        num_cpus=config.supernet.cpus, num_gpus=1 if settings.device.startswith("cuda") else 0,
+        max_retries=0)
+    job = ray.put(FinetuneJob(source=source, settings=settings))
+    pending = [task.remote(job, dict(record.arch.values)) for record in front]
+    directory.mkdir(parents=True, exist_ok=True)
+    tuned = []
+    for record, ref in zip(front, pending, strict=True):
+        try:
+            subnet: FinetunedSubnet = ray.get(ref)
+        except ray.exceptions.RayError as error:  # the task raised, or its worker died
+            for other in pending:
+                ray.cancel(other)
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, SearchError):
+                raise SearchError(str(cause)) from None
+            raise SearchError(f"fine-tuning front subnet {record.arch.key} failed: "
+                              f"{cause or error}") from None
+        path = directory / f"{record.arch.key}.onnx"
+        path.write_bytes(subnet.onnx_model)
+        tuned.append(replace(record, onnx_path=str(path), metrics={
+            **record.metrics, "finetuned_accuracy": subnet.accuracy,
+            "time_finetune_s": subnet.train_seconds}))
+    return tuned

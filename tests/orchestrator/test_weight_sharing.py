@@ -22,12 +22,12 @@ from mlflow.tracking import MlflowClient
 from evaluators import get_backend
 from evaluators.accuracy import evaluate_accuracy
 from evaluators.backends import BackendOptions
-from evaluators.data import load_dataset
+from evaluators.data import Dataset, load_dataset
 from evaluators.errors import CheckpointError
 from evaluators.supernet import train_supernet
 from orchestrator.cli import main
-from orchestrator.config import load_config, parse_config
-from orchestrator.errors import ConfigError
+from orchestrator.config import SearchConfig, load_config, parse_config
+from orchestrator.errors import ConfigError, SearchError
 from orchestrator.experiment import ExperimentDir
 from orchestrator.journal import Journal, trial_entry
 from orchestrator.objectives import Objective, ObjectiveSet
@@ -38,9 +38,11 @@ from orchestrator.tune_driver import run_search
 from orchestrator.weight_sharing import (
     BatchSearcherAdapter,
     LiveFront,
+    SubnetSource,
     earlier_subnets,
     elastic_space,
     export_front,
+    finetune_front,
 )
 from search_spaces import InputSpec
 from tests.conftest import ROOT
@@ -240,33 +242,69 @@ def _onnx_accuracy(path: str, x: np.ndarray, y: np.ndarray) -> float:
         compiled.close()
 
 
-def test_the_front_is_fine_tuned_before_it_is_exported_when_asked(
-        ws_config: dict[str, Any], tmp_path: Path) -> None:
-    plain_config = parse_config(ws_config)
-    ws_config["supernet"].update(finetune_epochs=2, finetune_learning_rate=3e-3)
-    config = parse_config(ws_config)
+def _trained_front(config: SearchConfig, tmp_path: Path
+                   ) -> tuple[tuple[TrialRecord, ...], SubnetSource, Dataset]:
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
     checkpoint = tmp_path / "supernet.pt"
-    train_supernet(space, dataset, config.supernet.settings(config.seed), checkpoint=checkpoint)
+    if not checkpoint.exists():
+        train_supernet(space, dataset, config.supernet.settings(config.seed), checkpoint=checkpoint)
     front = (_record(space, 0, 0.5, 1.0), _record(space, 1, 0.4, 0.5))
+    return front, SubnetSource.of(config, dataset.input_spec, checkpoint), dataset
 
-    plain = export_front(front, space=space, checkpoint=checkpoint, config=plain_config,
-                         directory=tmp_path / "plain")
-    tuned = export_front(front, space=space, checkpoint=checkpoint, config=config,
-                         directory=tmp_path / "tuned")
+
+def test_the_front_is_fine_tuned_before_it_is_exported_when_asked(
+        ws_config: dict[str, Any], tmp_path: Path, ray_local: None) -> None:
+    plain_config = parse_config(ws_config)
+    ws_config["supernet"].update(finetune_epochs=2, finetune_learning_rate=3e-3)
+    config = parse_config(ws_config)
+    front, source, dataset = _trained_front(config, tmp_path)
+
+    plain = export_front(front, source=source, directory=tmp_path / "plain")
+    assert finetune_front(tuple(plain), source=source, config=plain_config,
+                          directory=tmp_path / "plain") == plain  # finetune_epochs 0: nothing
+    tuned = finetune_front(tuple(plain), source=source, config=config, directory=tmp_path / "tuned")
 
     assert [r.trial_id for r in tuned] == ["t-0", "t-1"]
     for before, after in zip(plain, tuned, strict=True):
         assert set(before.metrics) == {"accuracy", "latency_ms@cpu-ort"}
         assert after.metrics["accuracy"] == before.metrics["accuracy"]  # the search's figure stays
-        assert after.metrics["time_finetune_s"] > 0
+        assert after.metrics["time_finetune_s"] > 0 and after.onnx_path != before.onnx_path
         # The exported file is the fine-tuned model: it scores what the metric says, and
         # 2 epochs from a 16-step supernet's weights score above the inherited model.
         tuned_accuracy = _onnx_accuracy(after.onnx_path, dataset.test_x, dataset.test_y)
         assert tuned_accuracy == pytest.approx(after.metrics["finetuned_accuracy"],
                                                abs=1 / len(dataset.test_y))
         assert tuned_accuracy > _onnx_accuracy(before.onnx_path, dataset.test_x, dataset.test_y)
+
+
+def test_a_front_subnet_that_fails_fine_tuning_is_named(
+        ws_config: dict[str, Any], tmp_path: Path, ray_local: None) -> None:
+    ws_config["supernet"].update(finetune_epochs=1, finetune_learning_rate=1e9)
+    config = parse_config(ws_config)
+    front, source, _ = _trained_front(config, tmp_path)
+    with pytest.raises(SearchError, match=rf"fine-tuning front subnet {front[0].arch.key} failed: "
+                                          r"training diverged in epoch 1"):
+        finetune_front(front, source=source, config=config, directory=tmp_path / "front")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU: torch sees no CUDA device")
+def test_the_front_is_fine_tuned_on_a_gpu_when_the_supernet_trains_on_one(
+        ws_config: dict[str, Any], tmp_path: Path) -> None:
+    import ray
+
+    ws_config["supernet"].update(finetune_epochs=1, device="cuda")
+    config = parse_config(ws_config)
+    front, source, _ = _trained_front(config, tmp_path)
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+             log_to_driver=False)
+    try:
+        tuned = finetune_front(front, source=source, config=config, directory=tmp_path / "front")
+    finally:
+        ray.shutdown()
+    assert all(0 < r.metrics["finetuned_accuracy"] <= 1 and Path(r.onnx_path).is_file()
+               for r in tuned)
 
 
 def test_fine_tuning_settings_are_checked(ws_config: dict[str, Any]) -> None:
