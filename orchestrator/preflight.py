@@ -57,6 +57,7 @@ def preflight(config: SearchConfig, *, tracking: bool = True) -> Preflight:
         check_tracking_uri(config.tracking.uri)
     check_targets(config)
     check_cpus(config)
+    check_gpus(config)
     dataset = _step("dataset", lambda: load_dataset(config.dataset.name, seed=config.seed))
     space = _step("space", lambda: create_space(config.space.name, input_spec=dataset.input_spec,
                                                 options=config.space.options))
@@ -149,6 +150,45 @@ def check_cpus(config: SearchConfig) -> None:
             f"the search needs {needed:g} CPUs ({pool} for the measuring actors, "
             f"{config.budget.trial_cpus:g} per trial) but Ray has {cpus}; lower "
             "budget.trial_cpus or the targets' threads/cores, or raise ray.num_cpus"
+        )
+    if config.mode == "weight_sharing":
+        check_supernet_cpus(config)
+
+
+def check_supernet_cpus(config: SearchConfig) -> None:
+    """The embedded Ray must have the CPUs the supernet trial and fine-tuning ask for."""
+    cpus = config.ray.num_cpus or os.cpu_count() or 1
+    if config.ray.address is None and config.supernet.cpus > cpus:
+        raise PreflightError(
+            f"supernet.cpus {config.supernet.cpus:g} (the supernet trial and each fine-tuning "
+            f"task) is more than the {cpus} CPUs Ray has; lower it or raise ray.num_cpus"
+        )
+
+
+def check_gpus(config: SearchConfig, *, trials: bool = True) -> None:
+    """What asks the embedded Ray for a GPU must find one: Ray would wait for it forever.
+
+    ``trials=False`` checks the supernet alone. A cluster (``ray.address``) is not
+    checked: its GPU nodes may be added on demand.
+    """
+    if config.ray.address is not None:
+        return
+    wants = []
+    if trials and config.budget.trial_gpus:
+        wants.append(f"budget.trial_gpus {config.budget.trial_gpus:g} (each trial)")
+    if config.mode == "weight_sharing" and config.supernet.device != "cpu":
+        wants.append(f"supernet.device {config.supernet.device} (the supernet trial"
+                     f"{' and fine-tuning' if config.supernet.finetune_epochs else ''})")
+    if not wants:
+        return
+    import torch  # after the cheap checks: importing it takes a second
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not gpus:
+        raise PreflightError(
+            f"{' and '.join(wants)} asks for a GPU, but this machine has none that torch can "
+            "see, so the embedded Ray would wait for one forever; use cpu, or ray.address of "
+            "a cluster with GPU nodes"
         )
 
 

@@ -22,11 +22,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace, console: Console) -> int:
     from evaluators.data import load_dataset
     from evaluators.supernet import read_checkpoint
+    from orchestrator.preflight import check_gpus, check_supernet_cpus
     from orchestrator.ray_session import ray_session
     from orchestrator.tracking import MlflowTracker
     from orchestrator.weight_sharing import default_checkpoint, elastic_space, train_supernet_trial
 
     config = load_from_args(args)
+    check_supernet_cpus(config)
+    check_gpus(config, trials=False)
     dataset = load_dataset(config.dataset.name, seed=config.seed)
     space = elastic_space(config, dataset.input_spec)
     checkpoint = default_checkpoint(config)

@@ -135,6 +135,14 @@ def _space(name: str, **options: Any) -> Callable[[Config, Path], None]:
     return change
 
 
+def _weight_sharing(**supernet: Any) -> Callable[[Config, Path], None]:
+    """Weight-sharing mode on the built-in elastic space, with these supernet settings."""
+    def change(config: Config, tmp: Path) -> None:
+        config.update(mode="weight_sharing", space={"name": "elastic-mobilenet-v3"},
+                      supernet=supernet)
+    return change
+
+
 def _target(**fields: Any) -> Callable[[Config, Path], None]:
     def change(config: Config, tmp: Path) -> None:
         config["targets"] = [{"name": "t", "backend": "onnxruntime", **fields}]
@@ -275,6 +283,15 @@ CASES = [
          ("targets.0 (t)", "tensorrt", "change its backend/device/precision")),
     Case("more-cpus-than-ray-has", _set("budget.trial_cpus", 8),
          ("needs 9 CPUs", "Ray has 2", "lower budget.trial_cpus")),
+    Case("gpu-trials-without-a-gpu", _set("budget.trial_gpus", 1),
+         ("budget.trial_gpus 1 (each trial) asks for a GPU, but this machine has none",
+          "use cpu, or ray.address of a cluster with GPU nodes")),
+    Case("supernet-on-a-gpu-without-one", _weight_sharing(device="cuda", finetune_epochs=1),
+         ("supernet.device cuda (the supernet trial and fine-tuning) asks for a GPU",
+          "the embedded Ray would wait for one forever")),
+    Case("supernet-cpus-more-than-ray-has", _weight_sharing(cpus=3),
+         ("supernet.cpus 3 (the supernet trial and each fine-tuning task)",
+          "more than the 2 CPUs Ray has", "lower it or raise ray.num_cpus")),
     Case("ray-client-not-installed", _no_ray_client,
          ("ray.address ray://head.invalid:10001 needs Ray Client", "pip install 'ray[client]")),
     # --- where results go

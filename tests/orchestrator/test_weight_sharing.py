@@ -150,6 +150,18 @@ def test_a_weight_sharing_search_reaches_the_tracker(ws_config: dict[str, Any], 
     assert "trained to step 16" in out and f"supernet.checkpoint={checkpoint}" in out
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_training_a_supernet_on_a_missing_gpu_is_refused_before_ray_starts(
+        ws_config: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws_config["supernet"]["device"] = "cuda"
+    path = tmp_path / "ws.yaml"
+    path.write_text(yaml.safe_dump(ws_config))
+    assert main(["supernet", "train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "supernet.device cuda (the supernet trial) asks for a GPU" in err
+    assert "Traceback" not in err and not Path(ws_config["output_dir"]).exists()
+
+
 class _Recording(RandomSearcher):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
