@@ -58,6 +58,7 @@ def preflight(config: SearchConfig, *, tracking: bool = True) -> Preflight:
     check_targets(config)
     check_cpus(config)
     check_gpus(config)
+    check_trial_resources(config)
     dataset = _step("dataset", lambda: load_dataset(config.dataset.name, seed=config.seed))
     space = _step("space", lambda: create_space(config.space.name, input_spec=dataset.input_spec,
                                                 options=config.space.options))
@@ -162,6 +163,26 @@ def check_supernet_cpus(config: SearchConfig) -> None:
         raise PreflightError(
             f"supernet.cpus {config.supernet.cpus:g} (the supernet trial and each fine-tuning "
             f"task) is more than the {cpus} CPUs Ray has; lower it or raise ray.num_cpus"
+        )
+
+
+def check_trial_resources(config: SearchConfig) -> None:
+    """The embedded Ray advertises only this machine's targets as custom resources; a
+    trial asking for another one (meant for a cluster's nodes) would wait forever."""
+    wanted = config.budget.trial_resources
+    if config.ray.address is not None or not wanted:
+        return
+    from hardware_pool.discovery import probe_node  # what ray_session gives the embedded Ray
+
+    here = probe_node().ray_resources()
+    missing = {name: amount for name, amount in wanted.items() if here.get(name, 0) < amount}
+    if missing:
+        name, amount = next(iter(missing.items()))
+        raise PreflightError(
+            f"budget.trial_resources asks each trial for {name}: {amount:g}, which the embedded "
+            f"Ray does not have (it has {', '.join(sorted(here)) or 'no custom resources'}), so "
+            "no trial would start; drop it here, or set ray.address of a cluster whose nodes "
+            "declare it"
         )
 
 

@@ -292,6 +292,10 @@ CASES = [
     Case("supernet-cpus-more-than-ray-has", _weight_sharing(cpus=3),
          ("supernet.cpus 3 (the supernet trial and each fine-tuning task)",
           "more than the 2 CPUs Ray has", "lower it or raise ray.num_cpus")),
+    Case("trial-resource-only-a-cluster-has", _set("budget.trial_resources", {"paretonas/trainer": 1}),
+         ("budget.trial_resources asks each trial for paretonas/trainer: 1",
+          "which the embedded Ray does not have", "paretonas/onnxruntime/cpu",
+          "set ray.address of a cluster whose nodes declare it")),
     Case("ray-client-not-installed", _no_ray_client,
          ("ray.address ray://head.invalid:10001 needs Ray Client", "pip install 'ray[client]")),
     # --- where results go
