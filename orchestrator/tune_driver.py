@@ -64,6 +64,7 @@ class SearchResult:
     output_dir: Path
     experiment_dir: str = ""
     confirmation: Confirmation | None = None  # the final front's confirmation pass, if run
+    warnings: tuple[str, ...] = ()  # what went wrong after the search but lost no result
 
 
 def _run_trial(config: dict[str, Any], job: CandidateJob) -> None:

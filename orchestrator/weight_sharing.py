@@ -508,9 +508,10 @@ def run_weight_sharing_search(
                                        directory=output_dir / "front"):
                 records[record.trial_id] = record
             # the final front, with the pool's CPUs and GPUs free again
-            for record in finetune_front(tuple(records[r.trial_id] for r in summary.front),
-                                         source=source, config=config,
-                                         directory=output_dir / "front"):
+            tuned, untuned = finetune_front(tuple(records[r.trial_id] for r in summary.front),
+                                            source=source, config=config,
+                                            directory=output_dir / "front")
+            for record in tuned:
                 records[record.trial_id] = record
         summary = replace(summary, front=tuple(records[r.trial_id] for r in summary.front))
         if confirmation is not None:  # re-timed: the confirmed front is the search's last step
@@ -528,7 +529,7 @@ def run_weight_sharing_search(
     return SearchResult(records=tuple(records.values()), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
                         output_dir=output_dir, experiment_dir=experiment.path,
-                        confirmation=confirmation)
+                        confirmation=confirmation, warnings=tuple(untuned))
 
 
 def _subnet_tuner(config: SearchConfig, trainable: Any, searcher: Searcher,
@@ -607,11 +608,12 @@ def _finetune_subnet(job: FinetuneJob, values: dict[str, Any]) -> FinetunedSubne
 
 
 def finetune_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
-                   config: SearchConfig, directory: Path) -> list[TrialRecord]:
+                   config: SearchConfig, directory: Path) -> tuple[list[TrialRecord], list[str]]:
     """Train each front subnet ``supernet.finetune_epochs`` from its inherited weights and
     export the fine-tuned model over its ONNX file; ``finetuned_accuracy`` (whole test
     split) and ``time_finetune_s`` join its metrics. The architecture, so its latency, is
-    unchanged; nothing happens without ``finetune_epochs``.
+    unchanged; nothing happens without ``finetune_epochs``. Returns the records and one
+    message per subnet whose fine-tuning failed: that one keeps its inherited model.
 
     One Ray task per subnet, with the supernet trial's ``cpus`` and ``device`` (a GPU per
     task when it is CUDA), run in parallel as the cluster allows: call it with the
@@ -619,28 +621,26 @@ def finetune_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
     """
     settings = config.supernet.finetune_settings(config.seed)
     if settings is None or not front:
-        return list(front)
+        return list(front), []
     task = ray.remote(_finetune_subnet).options(
         num_cpus=config.supernet.cpus, num_gpus=1 if settings.device.startswith("cuda") else 0,
         max_retries=0)
     job = ray.put(FinetuneJob(source=source, settings=settings))
     pending = [task.remote(job, dict(record.arch.values)) for record in front]
     directory.mkdir(parents=True, exist_ok=True)
-    tuned = []
+    tuned, failures = [], []
     for record, ref in zip(front, pending, strict=True):
         try:
             subnet: FinetunedSubnet = ray.get(ref)
         except ray.exceptions.RayError as error:  # the task raised, or its worker died
-            for other in pending:
-                ray.cancel(other)
             cause = getattr(error, "cause", None)
-            if isinstance(cause, SearchError):
-                raise SearchError(str(cause)) from None
-            raise SearchError(f"fine-tuning front subnet {record.arch.key} failed: "
-                              f"{cause or error}") from None
+            failures.append(str(cause) if isinstance(cause, SearchError) else
+                            f"fine-tuning front subnet {record.arch.key} failed: {cause or error}")
+            tuned.append(record)
+            continue
         path = directory / f"{record.arch.key}.onnx"
         path.write_bytes(subnet.onnx_model)
         tuned.append(replace(record, onnx_path=str(path), metrics={
             **record.metrics, "finetuned_accuracy": subnet.accuracy,
             "time_finetune_s": subnet.train_seconds}))
-    return tuned
+    return tuned, failures

@@ -132,6 +132,8 @@ def run_and_report(config: SearchConfig, console: Console, *, checked: Preflight
     console.print(table)
     if result.confirmation is not None:
         console.print(result.confirmation.describe(), soft_wrap=True, highlight=False, markup=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
     failed = [r for r in result.records if not r.ok]
     if failed:
         console.print(f"[yellow]{len(failed)} candidate(s) failed[/]; first: {failed[0].error}",
