@@ -55,10 +55,7 @@ def preflight(config: SearchConfig, *, tracking: bool = True) -> Preflight:
     check_output_dir(config.output_dir)
     if tracking:
         check_tracking_uri(config.tracking.uri)
-    check_targets(config)
-    check_cpus(config)
-    check_gpus(config)
-    check_trial_resources(config)
+    check_resources(config)
     dataset = _step("dataset", lambda: load_dataset(config.dataset.name, seed=config.seed))
     space = _step("space", lambda: create_space(config.space.name, input_spec=dataset.input_spec,
                                                 options=config.space.options))
@@ -127,6 +124,15 @@ def check_ray_client(config: SearchConfig) -> None:
                 "pip install 'ray[client]==2.60.0' (the cluster's Ray version), or run on a "
                 "cluster node with ray.address: auto"
             ) from None
+
+
+def check_resources(config: SearchConfig) -> None:
+    """The targets, and what the embedded Ray must have for the pool, trials and supernet
+    (``paretonas resume`` checks these too: the machine may have changed)."""
+    check_targets(config)
+    check_cpus(config)
+    check_gpus(config)
+    check_trial_resources(config)
 
 
 def check_cpus(config: SearchConfig) -> None:

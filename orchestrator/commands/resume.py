@@ -22,10 +22,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _resume(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.experiment import ExperimentDir
+    from orchestrator.preflight import check_resources
 
     path = Path(args.experiment).expanduser().resolve()
     config, _ = ExperimentDir(str(path)).load()
     # The directory may have moved since: Tune continues where it is now.
     config = config.model_copy(update={"output_dir": str(path.parent), "name": path.name})
+    check_resources(config)  # on another machine now, Ray could wait for ever
     console.print(f"resuming {path}")
     return run_and_report(config, console, resume=True, resume_errored=args.resume_errored)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 from ray.tune.search import Searcher as TuneSearcher
@@ -20,7 +21,7 @@ from ray.tune.search import Searcher as TuneSearcher
 from evaluators.data import load_dataset
 from orchestrator.cli import main
 from orchestrator.config import parse_config
-from orchestrator.experiment import ExperimentDir
+from orchestrator.experiment import TUNE_STATE, ExperimentDir
 from orchestrator.searchers import create_searcher
 from orchestrator.tune_adapter import SearcherAdapter
 from search_spaces import create_space
@@ -130,3 +131,17 @@ def test_killed_search_resumes_without_repeats(tmp_path: Path,
     population_after = _searcher_population(config, experiment)
     assert population_before <= population_after
     assert population_after == set(arch_keys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_resuming_where_the_machine_lacks_what_the_search_asks_for_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Resumed on a machine without the GPU the trials ask for: one line, not a wait."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config.update(output_dir=str(tmp_path / "results"), budget={"candidates": 4, "trial_gpus": 1})
+    experiment = ExperimentDir.of(parse_config(config))
+    experiment.save(parse_config(config), run_id=None)
+    (Path(experiment.path) / TUNE_STATE).write_text("{}")
+    assert main(["resume", experiment.path]) == 2
+    err = capsys.readouterr().err
+    assert "budget.trial_gpus 1 (each trial) asks for a GPU" in err and "Traceback" not in err
