@@ -10,7 +10,9 @@ import torch
 
 from evaluators.errors import SettingsError
 
-_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+#: A torch device a trainer may use (configs validate against it too).
+DEVICE_PATTERN = r"^(cpu|cuda(:[0-9]+)?)$"
+_DEVICE = re.compile(DEVICE_PATTERN)
 
 
 def check_integers(settings: object, minimums: Mapping[str, int]) -> None:

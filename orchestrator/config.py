@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evaluators.backends import BACKENDS
 from evaluators.data import DATASETS
+from evaluators.settings import DEVICE_PATTERN
 from evaluators.supernet import SubnetEvalSettings, SupernetSettings
 from evaluators.timing import TimingSettings
 from evaluators.training import TrainingSettings
@@ -21,9 +22,6 @@ from orchestrator.searchers import SEARCHERS, check_searcher_options
 from search_spaces.elastic import ElasticSpace
 from search_spaces.errors import ParetonasError, UnknownNameError
 from search_spaces.loading import import_plugins, resolve_space_factory
-
-#: A torch device a trainer may use.
-DEVICE_PATTERN = r"^(cpu|cuda(:[0-9]+)?)$"
 
 
 class Section(BaseModel):

@@ -143,7 +143,7 @@ def check_cpus(config: SearchConfig) -> None:
     """
     if config.ray.address is not None:
         return
-    cpus = config.ray.num_cpus or os.cpu_count() or 1
+    cpus = _ray_cpus(config)
     available = usable_cores()
     targets = [t.target() for t in config.targets]
     cores = {t.name: resolve_cores(t.cores, available=available) if t.cores else None
@@ -164,7 +164,7 @@ def check_cpus(config: SearchConfig) -> None:
 
 def check_supernet_cpus(config: SearchConfig) -> None:
     """The embedded Ray must have the CPUs the supernet trial and fine-tuning ask for."""
-    cpus = config.ray.num_cpus or os.cpu_count() or 1
+    cpus = _ray_cpus(config)
     if config.ray.address is None and config.supernet.cpus > cpus:
         raise PreflightError(
             f"supernet.cpus {config.supernet.cpus:g} (the supernet trial and each fine-tuning "
@@ -217,6 +217,11 @@ def check_gpus(config: SearchConfig, *, trials: bool = True) -> None:
             "see, so the embedded Ray would wait for one forever; use cpu, or ray.address of "
             "a cluster with GPU nodes"
         )
+
+
+def _ray_cpus(config: SearchConfig) -> int:
+    """The CPUs the embedded Ray starts with."""
+    return config.ray.num_cpus or os.cpu_count() or 1
 
 
 def _device_cpus(members: list[Target], cores: dict[str, tuple[int, ...] | None]) -> int:

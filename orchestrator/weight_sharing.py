@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import ray
 from ray import tune
 
-from evaluators.data import Dataset, load_dataset
+from evaluators.data import load_dataset
 from evaluators.errors import TrainingError
 from evaluators.export import export_onnx
 from evaluators.supernet import (
@@ -213,13 +213,8 @@ def subnet_evaluator(source: SubnetSource) -> SubnetEvaluator:
 def _evaluator_for(source: SubnetSource, modified_ns: int) -> SubnetEvaluator:
     space = _space_for(source.space, source.space_options_json, source.input_spec)
     return SubnetEvaluator(space=space, supernet=load_supernet(space, Path(source.checkpoint)),
-                           dataset=_dataset(source.dataset, source.seed),
+                           dataset=load_dataset(source.dataset, seed=source.seed),
                            settings=source.eval_settings)
-
-
-@functools.lru_cache(maxsize=2)
-def _dataset(name: str, seed: int) -> Dataset:
-    return load_dataset(name, seed=seed)
 
 
 def _evaluate_subnets(config: dict[str, Any], job: SubnetJob) -> None:
@@ -597,7 +592,7 @@ def _finetune_subnet(job: FinetuneJob, values: dict[str, Any]) -> FinetunedSubne
     arch = scorer.space.architecture(values)
     model = scorer.evaluate(arch).model
     try:
-        trained = train_and_evaluate(model, _dataset(job.source.dataset, job.source.seed),
+        trained = train_and_evaluate(model, load_dataset(job.source.dataset, seed=job.source.seed),
                                      job.settings)
     except TrainingError as error:
         raise SearchError(f"fine-tuning front subnet {arch.key} failed: {error}") from None
