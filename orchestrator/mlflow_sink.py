@@ -27,6 +27,8 @@ FRONT_TAG = "paretonas.pareto_front"
 SEARCH_TAG = "paretonas.search_id"
 TRIAL_TAG = "paretonas.trial_id"
 MODEL_TAG = "paretonas.model_id"
+#: On a front member whose fine-tuning failed: the cause (its model keeps inherited weights).
+FINETUNE_ERROR_TAG = "paretonas.finetune_error"
 #: MLflow 3's UI opens an experiment with this tag on its model-training (runs) view.
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
 #: Directory of the MLflow model's files (the logged model itself is named by its arch key).
@@ -197,6 +199,10 @@ class MlflowSink:
             if run_id is not None:
                 self.client.log_batch(run_id, metrics=[Metric("pareto_rank", float(rank), stamp, 0)],
                                       tags=[_tag("paretonas.pareto_rank", str(rank))])
+        for trial_id, cause in entry.get("finetune_errors", {}).items():
+            run_id = self._child(search_id, trial_id)
+            if run_id is not None:  # its ONNX model is the inherited one, not fine-tuned
+                self.client.set_tag(run_id, FINETUNE_ERROR_TAG, cause[:5000])
         summary = FrontSummary(
             front=tuple(record_from_entry(self.trials[(search_id, t)]) for t in entry["front"]),
             hypervolume=entry["hypervolume"], reference=tuple(entry["reference"]),

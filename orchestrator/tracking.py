@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,7 +57,8 @@ class Tracker(Protocol):
 
     def update_front(self, summary: FrontSummary) -> None: ...
 
-    def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary) -> None: ...
+    def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary, *,
+                      finetune_errors: Mapping[str, str] | None = None) -> None: ...
 
     def end_search(self, status: str) -> None: ...
 
@@ -196,8 +197,11 @@ class MlflowTracker:
             "feasible": summary.feasible,
         }))
 
-    def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary) -> None:
-        """Final front, ``pareto_rank`` of every candidate, the front CSV and the plots."""
+    def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary, *,
+                      finetune_errors: Mapping[str, str] | None = None) -> None:
+        """Final front, ``pareto_rank`` of every candidate, the front CSV and the plots;
+        ``finetune_errors`` (trial id -> cause) tag the front members that kept their
+        inherited weights (``paretonas.finetune_error``)."""
         from orchestrator import plots
 
         journal, writer, search_id = self._started()
@@ -222,7 +226,7 @@ class MlflowTracker:
             "metrics": {r.trial_id: r.metrics for r in completed
                         if r.trial_id in front_ids or _confirmed(r)},
             "hypervolume": summary.hypervolume, "reference": list(summary.reference),
-            "feasible": summary.feasible,
+            "feasible": summary.feasible, "finetune_errors": dict(finetune_errors or {}),
             "plots": [str(p.relative_to(journal.output_dir)) for p in made],
             "run_plots": {t: str(p.relative_to(journal.output_dir)) for t, p in run_plots.items()},
         }))

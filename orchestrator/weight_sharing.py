@@ -513,7 +513,7 @@ def run_weight_sharing_search(
             tracker.update_front(summary)
         if isinstance(tracker, SupernetTracker):
             tracker.log_onnx_models(summary.front)
-        tracker.finish_search(list(records.values()), summary)
+        tracker.finish_search(list(records.values()), summary, finetune_errors=untuned)
         status = "FINISHED" if summary.front else "FAILED"
     finally:
         tracker.end_search(status)
@@ -524,7 +524,7 @@ def run_weight_sharing_search(
     return SearchResult(records=tuple(records.values()), summary=summary,
                         wall_seconds=time.perf_counter() - started, run_id=run_id,
                         output_dir=output_dir, experiment_dir=experiment.path,
-                        confirmation=confirmation, warnings=tuple(untuned))
+                        confirmation=confirmation, warnings=tuple(untuned.values()))
 
 
 def _subnet_tuner(config: SearchConfig, trainable: Any, searcher: Searcher,
@@ -603,12 +603,14 @@ def _finetune_subnet(job: FinetuneJob, values: dict[str, Any]) -> FinetunedSubne
 
 
 def finetune_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
-                   config: SearchConfig, directory: Path) -> tuple[list[TrialRecord], list[str]]:
+                   config: SearchConfig, directory: Path
+                   ) -> tuple[list[TrialRecord], dict[str, str]]:
     """Train each front subnet ``supernet.finetune_epochs`` from its inherited weights and
     export the fine-tuned model over its ONNX file; ``finetuned_accuracy`` (whole test
     split) and ``time_finetune_s`` join its metrics. The architecture, so its latency, is
-    unchanged; nothing happens without ``finetune_epochs``. Returns the records and one
-    message per subnet whose fine-tuning failed: that one keeps its inherited model.
+    unchanged; nothing happens without ``finetune_epochs``. Returns the records and, by
+    trial id, the cause for each subnet whose fine-tuning failed: that one keeps its
+    inherited model.
 
     One Ray task per subnet, with the supernet trial's ``cpus`` and ``device`` (a GPU per
     task when it is CUDA), run in parallel as the cluster allows: call it with the
@@ -616,21 +618,23 @@ def finetune_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
     """
     settings = config.supernet.finetune_settings(config.seed)
     if settings is None or not front:
-        return list(front), []
+        return list(front), {}
     task = ray.remote(_finetune_subnet).options(
         num_cpus=config.supernet.cpus, num_gpus=1 if settings.device.startswith("cuda") else 0,
         max_retries=0)
     job = ray.put(FinetuneJob(source=source, settings=settings))
     pending = [task.remote(job, dict(record.arch.values)) for record in front]
     directory.mkdir(parents=True, exist_ok=True)
-    tuned, failures = [], []
+    tuned: list[TrialRecord] = []
+    failures: dict[str, str] = {}
     for record, ref in zip(front, pending, strict=True):
         try:
             subnet: FinetunedSubnet = ray.get(ref)
         except ray.exceptions.RayError as error:  # the task raised, or its worker died
             cause = getattr(error, "cause", None)
-            failures.append(str(cause) if isinstance(cause, SearchError) else
-                            f"fine-tuning front subnet {record.arch.key} failed: {cause or error}")
+            failures[record.trial_id] = (
+                str(cause) if isinstance(cause, SearchError) else
+                f"fine-tuning front subnet {record.arch.key} failed: {cause or error}")
             tuned.append(record)
             continue
         path = directory / f"{record.arch.key}.onnx"

@@ -145,7 +145,9 @@ def track_search(tmp: Path, uri: str, experiment: str) -> TrackedSearch:
     # as a confirmation pass would: t0 (off the front) re-timed, its search-time value kept
     done[0] = replace(done[0], metrics={**done[0].metrics, "latency_ms@cpu-ort": 2.5,
                                         "latency_search_ms@cpu-ort": 2.0})
-    tracker.finish_search(done, summarise_front(done, config.objective_set()))
+    # as a failed fine-tuning of front member t3 would report it
+    tracker.finish_search(done, summarise_front(done, config.objective_set()),
+                          finetune_errors={"t3": "fine-tuning front subnet x failed: diverged"})
     tracker.end_search("FINISHED")
     assert tracker.unsynced == 0
     return TrackedSearch(config, parent, done, onnx, Path(config.output_dir), tags_per_step)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ class ListTracker:
     def update_front(self, summary: FrontSummary) -> None:
         pass
 
-    def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary) -> None:
+    def finish_search(self, records: Sequence[TrialRecord], summary: FrontSummary, *,
+                      finetune_errors: Mapping[str, str] | None = None) -> None:
         pass
 
     def end_search(self, status: str) -> None:

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from orchestrator.config import parse_config
 from orchestrator.errors import TrackingError
 from orchestrator.journal import Journal
-from orchestrator.mlflow_sink import EXPERIMENT_KIND_TAG, MlflowSink
+from orchestrator.mlflow_sink import EXPERIMENT_KIND_TAG, FINETUNE_ERROR_TAG, MlflowSink
 from orchestrator.records import TrialRecord
 from orchestrator.tracking import FRONT_TAG, MlflowTracker, check_cluster_tracking, sync
 from orchestrator.tracking_writer import BackgroundWriter
@@ -79,6 +79,9 @@ def test_front_tags_follow_the_search(tracked_sqlite: TrackedSearch) -> None:
     assert failed.info.status == "FAILED"
     assert tags["t9"]["paretonas.failure_stage"] == "export"
     assert "boom" in tags["t9"]["paretonas.error"]
+    # the front member whose fine-tuning failed says so; the others carry no such tag
+    assert tags["t3"][FINETUNE_ERROR_TAG] == "fine-tuning front subnet x failed: diverged"
+    assert [t for t, tag in tags.items() if FINETUNE_ERROR_TAG in tag] == ["t3"]
     assert children["t1"][0].data.metrics["latency_ms/cpu-ort"] == 1.0
     # re-timed by the confirmation pass though off the front: MLflow shows the confirmed value
     assert children["t0"][0].data.metrics["latency_ms/cpu-ort"] == 2.5

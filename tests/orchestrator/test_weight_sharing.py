@@ -275,10 +275,10 @@ def test_the_front_is_fine_tuned_before_it_is_exported_when_asked(
 
     plain = export_front(front, source=source, directory=tmp_path / "plain")
     assert finetune_front(tuple(plain), source=source, config=plain_config,
-                          directory=tmp_path / "plain") == (plain, [])  # finetune_epochs 0
+                          directory=tmp_path / "plain") == (plain, {})  # finetune_epochs 0
     tuned, failures = finetune_front(tuple(plain), source=source, config=config,
                                      directory=tmp_path / "tuned")
-    assert failures == []
+    assert failures == {}
 
     assert [r.trial_id for r in tuned] == ["t-0", "t-1"]
     for before, after in zip(plain, tuned, strict=True):
@@ -304,9 +304,9 @@ def test_a_front_subnet_that_fails_fine_tuning_is_named_and_keeps_its_model(
                                      directory=tmp_path / "front")
     assert tuned == exported  # no metric added, the inherited ONNX models stay
     assert [Path(r.onnx_path).read_bytes() for r in tuned] == inherited
-    assert [f.split(":")[0] for f in failures] == [f"fine-tuning front subnet {r.arch.key} failed"
-                                                   for r in front]
-    assert all("training diverged in epoch 1" in f for f in failures)
+    assert {t: f.split(":")[0] for t, f in failures.items()} == {
+        r.trial_id: f"fine-tuning front subnet {r.arch.key} failed" for r in front}
+    assert all("training diverged in epoch 1" in f for f in failures.values())
 
 
 @pytest.mark.gpu
@@ -326,7 +326,7 @@ def test_the_front_is_fine_tuned_on_a_gpu_when_the_supernet_trains_on_one(
                                          directory=tmp_path / "front")
     finally:
         ray.shutdown()
-    assert failures == [] and all(0 < r.metrics["finetuned_accuracy"] <= 1 for r in tuned)
+    assert failures == {} and all(0 < r.metrics["finetuned_accuracy"] <= 1 for r in tuned)
 
 
 def test_fine_tuning_settings_are_checked(ws_config: dict[str, Any]) -> None:
