@@ -9,7 +9,7 @@ message names the cause and the fix. No Ray, no MLflow import: it takes seconds.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -217,6 +217,34 @@ def check_gpus(config: SearchConfig, *, trials: bool = True) -> None:
             "see, so the embedded Ray would wait for one forever; use cpu, or ray.address of "
             "a cluster with GPU nodes"
         )
+
+
+def cluster_shortfalls(config: SearchConfig, nodes: Sequence[Mapping[str, float]]) -> list[str]:
+    """On a cluster: each trial or task kind whose ask no single node covers, given each
+    live node's total Ray resources (``nodes``). Ray holds such a trial until a node that
+    fits it joins, which an autoscaler may do, so these are warnings, not errors."""
+    asks: list[tuple[str, dict[str, float]]] = []
+    if config.mode == "weight_sharing":
+        if config.supernet.checkpoint is None or config.supernet.finetune_epochs:
+            asks.append(("the supernet trial and fine-tuning tasks (supernet.cpus, supernet.device)",
+                         {"CPU": config.supernet.cpus,
+                          "GPU": 0.0 if config.supernet.device == "cpu" else 1.0}))
+        asks.append(("each subnet trial (budget.trial_cpus)", {"CPU": config.budget.trial_cpus}))
+    else:
+        budget = config.budget
+        asks.append(("each trial (budget.trial_cpus, trial_gpus, trial_resources)",
+                     {"CPU": budget.trial_cpus, "GPU": budget.trial_gpus, **budget.trial_resources}))
+    shortfalls = []
+    for who, ask in asks:
+        wanted = {name: amount for name, amount in ask.items() if amount > 0}
+        if not any(all(node.get(name, 0) >= amount for name, amount in wanted.items())
+                   for node in nodes):
+            shown = ", ".join(f"{name}: {amount:g}" for name, amount in wanted.items())
+            shortfalls.append(
+                f"no node of the Ray cluster has what {who} asks for ({shown}): it waits "
+                f"until such a node joins (an autoscaler may add one); otherwise lower the ask "
+                f"or start a node that has it")
+    return shortfalls
 
 
 def _ray_cpus(config: SearchConfig) -> int:

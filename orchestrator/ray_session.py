@@ -16,7 +16,10 @@ import ray
 
 from orchestrator.config import SearchConfig
 from orchestrator.errors import ClusterError
+from orchestrator.preflight import cluster_shortfalls
 from search_spaces.loading import PLUGINS_ENV
+
+logger = logging.getLogger(__name__)
 
 AUTH_HINT = ("if the cluster uses token authentication, give its token as RAY_AUTH_TOKEN (or a file "
              "in RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; `ray get-auth-token` on the head prints it)")
@@ -48,6 +51,10 @@ def ray_session(config: SearchConfig) -> Iterator[None]:
     except (ConnectionError, ray.exceptions.AuthenticationError) as error:
         raise ClusterError(f"cannot connect to the Ray cluster at {address}: "
                            f"{str(error).strip().splitlines()[0]}; {AUTH_HINT}") from None
+    if not embedded:
+        nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+        for shortfall in cluster_shortfalls(config, nodes):
+            logger.warning("%s", shortfall)
     try:
         yield
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from orchestrator.jobs import (
     dashboard_address,
     plan_submission,
 )
+from orchestrator.preflight import cluster_shortfalls
+from orchestrator.ray_session import ray_session
 from tests.conftest import TINY_CONFIG
 from tests.orchestrator.ray_head import LocalHead, free_port
 
@@ -134,6 +137,17 @@ def test_unreachable_cluster_is_one_clear_error(no_auth_env: None, tmp_path: Pat
     assert "Traceback" not in err
 
 
+def test_a_trial_no_single_node_can_hold_is_named(tmp_path: Path) -> None:
+    config = parse_config(cluster_config(tmp_path, budget={
+        "candidates": 2, "trial_cpus": 3, "trial_gpus": 1, "trial_resources": {"paretonas/trainer": 1}}))
+    # the cluster has all of it in total, but a trial runs on one node
+    [shortfall] = cluster_shortfalls(config, [{"CPU": 2, "GPU": 1, "paretonas/trainer": 1},
+                                              {"CPU": 4}])
+    assert "what each trial (budget.trial_cpus, trial_gpus, trial_resources) asks for " \
+        "(CPU: 3, GPU: 1, paretonas/trainer: 1)" in shortfall
+    assert cluster_shortfalls(config, [{"CPU": 2}, {"CPU": 4, "GPU": 8, "paretonas/trainer": 1}]) == []
+
+
 # --- a real cluster ----------------------------------------------------------------------
 
 
@@ -190,10 +204,20 @@ def test_submit_follow_stop_and_find_results_in_mlflow(
 @pytest.mark.slow
 @pytest.mark.integration
 def test_cluster_bad_input(head: LocalHead, no_auth_env: None, tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                           caplog: pytest.LogCaptureFixture) -> None:
     assert main(["jobs", "status", "no-such-job", "--address", head.dashboard]) == 2
     assert "no job 'no-such-job' on" in capsys.readouterr().err
+
+    # Connecting a search whose trials no node of this cluster can hold warns at once.
+    config = parse_config(cluster_config(tmp_path, ray={"address": head.gcs}, budget={
+        "candidates": 2, "trial_resources": {"paretonas/trainer": 1}}))
+    with caplog.at_level(logging.WARNING, logger="orchestrator.ray_session"), ray_session(config):
+        pass
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "no node of the Ray cluster has what each trial (budget.trial_cpus, trial_gpus, "
+        "trial_resources) asks for (CPU"]
+    assert "paretonas/trainer: 1" in caplog.records[0].getMessage()
 
     # A space module that imports here but not on the cluster (its helper is not shipped).
     helpers = tmp_path / "helpers"
