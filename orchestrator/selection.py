@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import SelectionError, TrackingError
-from orchestrator.mlflow_sink import FRONT_TAG, MODEL_TAG, SEARCH_TAG, mlflow_key
+from orchestrator.mlflow_sink import (
+    FINETUNE_ERROR_TAG,
+    FRONT_TAG,
+    MODEL_TAG,
+    SEARCH_TAG,
+    mlflow_key,
+)
 from orchestrator.tracking import check_server
 
 _CONDITION = re.compile(r"^\s*([A-Za-z0-9_.@/\-]+)\s*(<=|>=|!=|==|=|<|>)\s*([-+0-9.eE]+)\s*$")
@@ -28,6 +34,7 @@ class Candidate:
     metrics: dict[str, float]
     model_id: str | None
     search_run_id: str
+    finetune_error: str | None = None  # its model kept inherited weights: fine-tuning failed
 
     def metric(self, name: str) -> float:
         return self.metrics[mlflow_key(name)]
@@ -155,6 +162,7 @@ def _candidates(client: Any, parent: Any, conditions: list[tuple[str, str, float
         Candidate(run_id=run.info.run_id, arch_key=run.data.tags.get("paretonas.arch_key", ""),
                   trial_id=run.data.tags.get("paretonas.trial_id", ""),
                   metrics=dict(run.data.metrics), model_id=run.data.tags.get(MODEL_TAG),
-                  search_run_id=parent.info.run_id)
+                  search_run_id=parent.info.run_id,
+                  finetune_error=run.data.tags.get(FINETUNE_ERROR_TAG))
         for run in runs
     ]

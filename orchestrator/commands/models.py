@@ -47,14 +47,19 @@ def _front(args: argparse.Namespace, console: Console) -> int:
 
     members = front(args.experiment, uri=args.uri, search=args.search)
     columns = sorted({k for m in members for k in m.metrics
-                      if k in ("accuracy", "params") or k.startswith("latency_ms/")})
+                      if k in ("accuracy", "finetuned_accuracy", "params")
+                      or k.startswith("latency_ms/")})
+    tuned = any(m.finetune_error for m in members) or "finetuned_accuracy" in columns
     table = Table(title=f"Pareto front of {args.experiment!r} ({len(members)} members)")
-    for name in ["run", "arch", *columns, "model"]:
+    for name in ["run", "arch", *columns, "model", *(["fine-tuned"] if tuned else [])]:
         table.add_column(name, justify="right" if name in columns else "left")
     for member in members:
+        # a failed fine-tuning leaves the model with its inherited weights
+        state = "failed" if member.finetune_error else (
+            "yes" if "finetuned_accuracy" in member.metrics else "no")
         table.add_row(member.run_id, member.arch_key,
                       *(f"{member.metrics[c]:.4g}" if c in member.metrics else "" for c in columns),
-                      "yes" if member.model_id else "not yet")
+                      "yes" if member.model_id else "not yet", *([state] if tuned else []))
     console.print(table)
     return 0
 
@@ -67,6 +72,9 @@ def _select(args: argparse.Namespace, console: Console) -> int:
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(chosen.metrics.items())
                         if k == "accuracy" or k.startswith("latency_ms/"))
     console.print(f"selected run {chosen.run_id} ({chosen.arch_key}): {metrics}", soft_wrap=True)
+    if chosen.finetune_error:
+        console.print(f"[yellow]warning:[/] its model keeps inherited weights: "
+                      f"{chosen.finetune_error}", soft_wrap=True, highlight=False)
     if args.register:
         version = register(chosen, name=args.register, uri=args.uri, alias=args.alias)
         alias = f" alias {args.alias!r}" if args.alias else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
+from orchestrator.cli import main
 from orchestrator.errors import SelectionError
 from orchestrator.selection import front, parse_where, register, select
 from tests.orchestrator.conftest import TrackedSearch
@@ -26,6 +27,9 @@ def test_select_picks_the_best_front_member_that_qualifies(tracked_sqlite: Track
     uri = tracked_sqlite.config.tracking.uri
     members = front("tracked", uri=uri)
     assert sorted(m.trial_id for m in members) == ["t1", "t3"]
+    # t3's fine-tuning failed (as the search reported it); t1's did not
+    assert {m.trial_id: m.finetune_error for m in members} == {
+        "t1": None, "t3": "fine-tuning front subnet x failed: diverged"}
     assert select("tracked", uri=uri, maximize="accuracy").trial_id == "t3"
     best = select("tracked", uri=uri, where="latency_ms@cpu-ort <= 1.5", maximize="accuracy")
     assert best.trial_id == "t1" and best.metric("latency_ms@cpu-ort") == 1.0
@@ -54,3 +58,19 @@ def test_register_tags_the_version_and_moves_the_alias(tracked_sqlite: TrackedSe
     assert champion.tags["paretonas.trial_id"] == "t1"
     assert champion.tags["latency_ms/cpu-ort"] == "1" and champion.tags["accuracy"] == "0.9"
     assert champion.tags["targets"] == "cpu-openvino,cpu-ort"
+
+
+@pytest.mark.slow
+def test_the_cli_says_which_front_models_were_not_fine_tuned(
+        tracked_sqlite: TrackedSearch, capsys: pytest.CaptureFixture[str]) -> None:
+    uri = tracked_sqlite.config.tracking.uri
+    assert main(["front", "tracked", "--uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned" in out
+    rows = [line for line in out.splitlines() if line.rstrip(" │").endswith("failed")]
+    assert len(rows) == 1 and "0.95" in rows[0]  # t3, not t1
+    assert main(["select", "tracked", "--uri", uri, "--maximize", "accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: its model keeps inherited weights: fine-tuning front subnet x failed" in out
+    assert main(["select", "tracked", "--uri", uri, "--minimize", "params"]) == 0  # t1
+    assert "warning" not in capsys.readouterr().out
