@@ -321,6 +321,19 @@ class SearchConfig(Section):
     mode: Literal["from_scratch", "weight_sharing"] = "from_scratch"
     supernet: SupernetConfig = SupernetConfig()
 
+    @field_validator("output_dir")
+    @classmethod
+    def _filesystem_output_dir(cls, output_dir: str) -> str:
+        """The journal is appended and fsynced, plots, ONNX models and checkpoints are
+        files: object storage (``s3://``) cannot hold them."""
+        if "://" in output_dir:
+            raise ValueError(
+                f"{output_dir!r} is a URI; paretonas keeps its tracking journal, plots, ONNX "
+                f"models and checkpoints there as files, so give a filesystem path (on a "
+                f"cluster: shared storage mounted at the same path on every node, such as "
+                f"NFS, a Kubernetes volume, or a bucket mounted with a FUSE driver)")
+        return output_dir
+
     @field_validator("plugins")
     @classmethod
     def _import_plugins(cls, plugins: list[str]) -> list[str]:

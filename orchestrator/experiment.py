@@ -24,15 +24,13 @@ TUNE_STATE = "tuner.pkl"
 
 
 def storage_path(config: SearchConfig) -> str:
-    """Where Tune keeps experiments: a URI (``s3://``) as is, a path made absolute."""
-    if "://" in config.output_dir:
-        return config.output_dir.rstrip("/")
+    """Where Tune keeps experiments: ``output_dir`` made absolute."""
     return str(Path(config.output_dir).expanduser().resolve())
 
 
 @dataclass(frozen=True)
 class ExperimentDir:
-    """The experiment directory of one search (a local or shared path, or a URI)."""
+    """The experiment directory of one search (a local or shared path)."""
 
     path: str
 
@@ -41,12 +39,11 @@ class ExperimentDir:
         return cls(f"{storage_path(config)}/{config.name}")
 
     @property
-    def local(self) -> Path | None:
-        return None if "://" in self.path else Path(self.path)
+    def local(self) -> Path:
+        return Path(self.path)
 
     def exists(self) -> bool:
-        local = self.local
-        return local is not None and ((local / TUNE_STATE).exists() or (local / STATE_FILE).exists())
+        return (self.local / TUNE_STATE).exists() or (self.local / STATE_FILE).exists()
 
     def check_new(self, *, overwrite: bool) -> None:
         """Refuse to start over silently where an earlier run left its experiment."""
@@ -62,8 +59,6 @@ class ExperimentDir:
     def save(self, config: SearchConfig, *, run_id: str | None) -> None:
         """Keep the config and the tracking run next to Tune's state (atomically)."""
         local = self.local
-        if local is None:
-            return  # on object storage Tune's own state is all there is; resume starts a new run
         local.mkdir(parents=True, exist_ok=True)
         _write_atomic(local / CONFIG_FILE,
                       yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -74,9 +69,6 @@ class ExperimentDir:
     def load(self) -> tuple[SearchConfig, str | None]:
         """The config this experiment ran with and its MLflow parent run id."""
         local = self.local
-        if local is None:
-            raise SearchError(f"resume {self.path}: give the experiment's local or shared path; "
-                              f"for object storage run the config again with the same name")
         if not (local / CONFIG_FILE).is_file() or not (local / TUNE_STATE).is_file():
             raise SearchError(f"{self.path} is not a paretonas experiment directory (no {CONFIG_FILE} "
                               f"and {TUNE_STATE}); give OUTPUT_DIR/NAME of an earlier run")

@@ -121,10 +121,10 @@ def check_cluster_paths(config: SearchConfig) -> None:
         raise ConfigError(f"tracking.uri {uri!r} is relative: the job runs in a temporary directory "
                           f"on the cluster; use an MLflow server (http://HOST:5000) or an absolute "
                           f"sqlite:////path on storage the head shares")
-    if "://" not in config.output_dir and not Path(config.output_dir).is_absolute():
+    if not Path(config.output_dir).is_absolute():
         raise ConfigError(f"output_dir {config.output_dir!r} is relative: the job runs in a temporary "
-                          f"directory on the cluster; use shared storage (an absolute NFS path or "
-                          f"s3://bucket/prefix)")
+                          f"directory on the cluster; use shared storage (an absolute path mounted "
+                          f"at the same place on every node, such as NFS)")
 
 
 class JobsClient:

@@ -259,8 +259,7 @@ def _device_cpus(members: list[Target], cores: dict[str, tuple[int, ...] | None]
 
 def check_output_dir(output_dir: str) -> None:
     """``output_dir`` (or the folder it will be created in) must be a writable folder."""
-    if "://" not in output_dir:  # remote storage (s3://, gs://): Tune checks it itself
-        _check_writable_folder(f"output_dir {output_dir}", Path(output_dir))
+    _check_writable_folder(f"output_dir {output_dir}", Path(output_dir))
 
 
 def _check_writable_folder(label: str, path: Path) -> None:

@@ -69,9 +69,9 @@ def _submit(args: argparse.Namespace, console: Console) -> int:
     client = _client(args)
     nodes = client.alive_nodes()
     check_cluster_tracking(config.tracking.uri, nodes=nodes, address=client.address)
-    if nodes > 1 and "://" not in config.output_dir:
+    if nodes > 1:
         console.print(f"[yellow]note[/]: output_dir {config.output_dir} must be shared storage "
-                      f"mounted at the same path on all {nodes} nodes (NFS), or use s3://")
+                      f"mounted at the same path on all {nodes} nodes (NFS, a volume)")
     with tempfile.TemporaryDirectory(prefix="paretonas-submit-") as staging:
         submission = plan_submission(config, staging_dir=Path(staging), job_id=args.job_id,
                                      pip=args.pip, ship_code=args.ship_code)

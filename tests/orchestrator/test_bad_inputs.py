@@ -300,6 +300,8 @@ CASES = [
          ("ray.address ray://head.invalid:10001 needs Ray Client", "pip install 'ray[client]")),
     # --- where results go
     Case("output-dir-under-a-file", _file_in_the_way, ("output_dir", "is a file, not a folder")),
+    Case("output-dir-a-uri", _set("output_dir", "s3://bucket/results"),
+         ("output_dir", "'s3://bucket/results' is a URI", "give a filesystem path")),
     Case("sqlite-folder-missing", _set("tracking.uri", "sqlite:///no/such/folder/mlflow.db"),
          ("folder no/such/folder does not exist", "create it or point tracking.uri elsewhere")),
     Case("sqlite-path-is-a-folder", _folder_as_db, ("is a folder; name a .db file",)),
