@@ -125,6 +125,11 @@ def check_cluster_paths(config: SearchConfig) -> None:
         raise ConfigError(f"output_dir {config.output_dir!r} is relative: the job runs in a temporary "
                           f"directory on the cluster; use shared storage (an absolute path mounted "
                           f"at the same place on every node, such as NFS)")
+    checkpoint = config.supernet.checkpoint
+    if config.mode == "weight_sharing" and checkpoint and not Path(checkpoint).is_absolute():
+        raise ConfigError(f"supernet.checkpoint {checkpoint!r} is relative: the job runs in a "
+                          f"temporary directory on the cluster, where it does not exist; give its "
+                          f"absolute path on storage the cluster's nodes share")
 
 
 class JobsClient:

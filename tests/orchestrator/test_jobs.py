@@ -25,6 +25,7 @@ from orchestrator.jobs import (
 from orchestrator.preflight import cluster_shortfalls
 from orchestrator.ray_session import ray_session
 from tests.conftest import TINY_CONFIG
+from tests.elastic_fixtures import TINY_OPTIONS
 from tests.orchestrator.ray_head import LocalHead, free_port
 
 LOCAL_SPACE = '''
@@ -110,6 +111,9 @@ def test_plan_ships_nothing_for_installed_spaces_unless_asked(tmp_path: Path) ->
 @pytest.mark.parametrize("changes, message", [
     ({"tracking": {"uri": "sqlite:///mlflow.db"}}, "tracking.uri 'sqlite:///mlflow.db' is relative"),
     ({"output_dir": "paretonas-results"}, "output_dir 'paretonas-results' is relative"),
+    ({"mode": "weight_sharing", "supernet": {"checkpoint": "supernet.pt"},
+      "space": {"name": "elastic-mobilenet-v3", "options": TINY_OPTIONS}},
+     "supernet.checkpoint 'supernet.pt' is relative"),
 ])
 def test_relative_paths_are_refused_before_submission(tmp_path: Path, changes: dict[str, Any],
                                                       message: str) -> None:
