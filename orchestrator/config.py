@@ -280,6 +280,10 @@ class SupernetConfig(Section):
                 "steps", "teacher_steps", "batch_size", "learning_rate", "weight_decay", "random_subnets",
                 "distill_temperature", "checkpoint_every", "log_every", "device", "threads"}))
 
+    def resource_request(self) -> dict[str, float]:
+        """What the supernet trial and each fine-tuning task ask Ray for."""
+        return {"cpu": self.cpus, "gpu": 0.0 if self.device == "cpu" else 1.0}
+
     def eval_settings(self, seed: int) -> SubnetEvalSettings:
         return SubnetEvalSettings(
             seed=seed, threads=self.eval_threads, eval_samples=self.eval_samples,

@@ -219,24 +219,27 @@ def check_gpus(config: SearchConfig, *, trials: bool = True) -> None:
         )
 
 
+#: A node's name for the resources Tune's requests name in lower case.
+_NODE_RESOURCE = {"cpu": "CPU", "gpu": "GPU"}
+
+
 def cluster_shortfalls(config: SearchConfig, nodes: Sequence[Mapping[str, float]]) -> list[str]:
     """On a cluster: each trial or task kind whose ask no single node covers, given each
     live node's total Ray resources (``nodes``). Ray holds such a trial until a node that
     fits it joins, which an autoscaler may do, so these are warnings, not errors."""
-    asks: list[tuple[str, dict[str, float]]] = []
+    asks: list[tuple[str, dict[str, float]]] = []  # Tune's request names (cpu, gpu)
     if config.mode == "weight_sharing":
         if config.supernet.checkpoint is None or config.supernet.finetune_epochs:
             asks.append(("the supernet trial and fine-tuning tasks (supernet.cpus, supernet.device)",
-                         {"CPU": config.supernet.cpus,
-                          "GPU": 0.0 if config.supernet.device == "cpu" else 1.0}))
-        asks.append(("each subnet trial (budget.trial_cpus)", {"CPU": config.budget.trial_cpus}))
+                         config.supernet.resource_request()))
+        asks.append(("each subnet trial (budget.trial_cpus)", {"cpu": config.budget.trial_cpus}))
     else:
-        budget = config.budget
         asks.append(("each trial (budget.trial_cpus, trial_gpus, trial_resources)",
-                     {"CPU": budget.trial_cpus, "GPU": budget.trial_gpus, **budget.trial_resources}))
+                     config.budget.trial_resource_request()))
     shortfalls = []
     for who, ask in asks:
-        wanted = {name: amount for name, amount in ask.items() if amount > 0}
+        wanted = {_NODE_RESOURCE.get(name, name): amount for name, amount in ask.items()
+                  if amount > 0}
         if not any(all(node.get(name, 0) >= amount for name, amount in wanted.items())
                    for node in nodes):
             shown = ", ".join(f"{name}: {amount:g}" for name, amount in wanted.items())

@@ -140,11 +140,9 @@ def train_supernet_trial(config: SearchConfig, *, checkpoint: Path | None = None
     job = SupernetJob(space=config.space.name, space_options=dict(config.space.options),
                       dataset=config.dataset.name, seed=config.seed, settings=settings,
                       checkpoint=str(path))
-    resources: dict[str, float] = {"cpu": config.supernet.cpus}
-    if settings.device.startswith("cuda"):
-        resources["gpu"] = 1
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(_train_trial, job=job), resources),
+        tune.with_resources(tune.with_parameters(_train_trial, job=job),
+                            config.supernet.resource_request()),
         tune_config=tune.TuneConfig(num_samples=1),
         run_config=tune.RunConfig(
             name=f"{config.name}-supernet-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -619,9 +617,9 @@ def finetune_front(front: tuple[TrialRecord, ...], *, source: SubnetSource,
     settings = config.supernet.finetune_settings(config.seed)
     if settings is None or not front:
         return list(front), {}
+    resources = config.supernet.resource_request()
     task = ray.remote(_finetune_subnet).options(
-        num_cpus=config.supernet.cpus, num_gpus=1 if settings.device.startswith("cuda") else 0,
-        max_retries=0)
+        num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=0)
     job = ray.put(FinetuneJob(source=source, settings=settings))
     pending = [task.remote(job, dict(record.arch.values)) for record in front]
     directory.mkdir(parents=True, exist_ok=True)
